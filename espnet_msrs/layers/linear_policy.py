@@ -1,0 +1,139 @@
+"""One place that turns the linears of Conformer/Transformer blocks into
+dense, MSRS-masked or LR-SMS low-rank layers, by policy.
+
+Layer groups follow DESIGN §2 / LR-SMS paper §II:
+
+* ``mhsa``: every attention projection — ``linear_q``, ``linear_k``,
+  ``linear_v``, ``linear_out`` and the Conformer's relative-position
+  ``linear_pos`` — of ``self_attn`` and (decoder) ``src_attn``;
+* ``ffn``: both linears (``w_1``, ``w_2``) of ``feed_forward`` and of the
+  macaron ``feed_forward_macaron``.
+
+Ranks follow eq. 2 of the LR-SMS paper: ``α_l = α_i + b·(α_f − α_i)/B`` with
+``b`` the block index inside the sub-model (encoder and decoder counted
+separately) and ``B`` its number of blocks; ``r_l = int(α_l·min(m, n))``.
+
+The encoder/decoder classes build ESPnet's dense blocks first (so every weight
+is initialised exactly as ESPnet initialises the dense model) and then call
+:func:`convert_block_linears` from their constructor: the dense layer is the
+initialiser of its replacement (SVD for low rank, eq. 3 mask logits for MSRS).
+Choosing the type at build time keeps the YAML the single source of truth:
+any task that builds the model from its config gets the same architecture.
+"""
+
+import re
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+import torch
+
+from espnet_msrs.lowrank.lowrank_linear import LowRankLinear
+from espnet_msrs.lowrank.rank_schedule import layer_alpha, layer_rank, parse_alpha
+from espnet_msrs.sparsity.masked_layers import MaskedLinear
+
+LINEAR_TYPES = ("dense", "lowrank", "masked")
+LINEAR_GROUPS = ("mhsa", "ffn")
+
+_GROUP_PATTERNS = {
+    "mhsa": re.compile(
+        r"^(self_attn|src_attn)\.(linear_q|linear_k|linear_v|linear_out|linear_pos)$"
+    ),
+    "ffn": re.compile(r"^(feed_forward|feed_forward_macaron)\.(w_1|w_2)$"),
+}
+
+
+def linear_group(name: str) -> Optional[str]:
+    """Group (``"mhsa"``/``"ffn"``) of a linear named relative to its block."""
+    for group, pattern in _GROUP_PATTERNS.items():
+        if pattern.match(name):
+            return group
+    return None
+
+
+def _set_submodule(root: torch.nn.Module, name: str, module: torch.nn.Module):
+    parent_name, _, child = name.rpartition(".")
+    parent = root.get_submodule(parent_name) if parent_name else root
+    setattr(parent, child, module)
+
+
+def validate_linear_types(linear_types: Mapping[str, str], where: str) -> None:
+    """Raise ValueError for an unknown group or linear type."""
+    for group, kind in linear_types.items():
+        if group not in LINEAR_GROUPS:
+            raise ValueError(
+                f"{where}: unknown layer group {group!r}; allowed: {LINEAR_GROUPS}"
+            )
+        if kind not in LINEAR_TYPES:
+            raise ValueError(
+                f"{where}: {group}_linear={kind!r} is not a linear type; "
+                f"allowed: {LINEAR_TYPES}"
+            )
+
+
+def convert_block_linears(
+    blocks: Sequence[torch.nn.Module],
+    linear_types: Mapping[str, str],
+    alphas: Mapping[str, Union[float, Sequence[float]]],
+    mask_conf: Optional[Mapping] = None,
+    where: str = "encoder",
+) -> Dict[str, Dict[str, Union[str, int, Tuple[int, int]]]]:
+    """Replace the MHSA/FFN linears of ``blocks`` according to the policy.
+
+    Args:
+        blocks: The B blocks of one sub-model (e.g. ``encoder.encoders``).
+        linear_types: Group -> ``"dense"`` | ``"lowrank"`` | ``"masked"``.
+        alphas: Group -> α or [α_i, α_f] (used by ``"lowrank"`` groups only).
+        mask_conf: Keyword arguments of :class:`MaskedLinear` (μ, ρ, ς, τ_f, τ_b).
+        where: Config key prefix used in error messages (``"encoder_conf"``).
+
+    Returns:
+        Plan: layer name (relative to ``blocks``' owner, e.g. ``"3.self_attn.linear_q"``)
+        -> {"group", "type", "shape" (m, n), "rank"}; dense layers are listed too.
+
+    Raises:
+        ValueError: Unknown type/group, α outside (0, 1], a rank that rounds to 0,
+            or a non-dense group that matched no layer.
+    """
+    validate_linear_types(linear_types, where)
+    mask_conf = dict(mask_conf or {})
+    parsed = {
+        group: parse_alpha(alphas.get(group, 1.0), f"{where}.{group}_alpha")
+        for group in LINEAR_GROUPS
+    }
+    num_blocks = len(blocks)
+    plan: Dict[str, Dict] = {}
+    matched = {group: 0 for group in LINEAR_GROUPS}
+    for b, block in enumerate(blocks):
+        for name, module in list(block.named_modules()):
+            group = linear_group(name)
+            if group is None or type(module) is not torch.nn.Linear:
+                continue
+            matched[group] += 1
+            kind = linear_types.get(group, "dense")
+            m, n = module.out_features, module.in_features
+            entry = {"group": group, "type": kind, "shape": (m, n), "rank": min(m, n)}
+            if kind == "lowrank":
+                alpha_i, alpha_f = parsed[group]
+                alpha = layer_alpha(alpha_i, alpha_f, b, num_blocks)
+                rank = layer_rank(alpha, m, n, f"{where}.{group}_alpha")
+                _set_submodule(block, name, LowRankLinear.from_linear(module, rank))
+                entry["rank"] = rank
+            elif kind == "masked":
+                _set_submodule(block, name, MaskedLinear.from_dense(module, **mask_conf))
+            plan[f"{b}.{name}"] = entry
+    for group, kind in linear_types.items():
+        if kind != "dense" and matched[group] == 0:
+            raise ValueError(
+                f"{where}: {group}_linear={kind!r} matched no layer in {num_blocks} "
+                "blocks (expected attention linear_q/k/v/out/pos or feed-forward "
+                "w_1/w_2 linears)"
+            )
+    return plan
+
+
+def rank_summary(plan: Mapping[str, Mapping]) -> List[str]:
+    """Human-readable lines ``name type m×n rank`` for a conversion plan."""
+    lines = []
+    for name, entry in plan.items():
+        m, n = entry["shape"]
+        lines.append(f"{name} {entry['type']} {m}x{n} rank={entry['rank']}")
+    return lines

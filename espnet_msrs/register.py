@@ -1,0 +1,165 @@
+"""Registration of espnet_msrs classes into espnet2's ``ClassChoices``.
+
+ESPnet resolves ``encoder: msrs_conformer`` (and every other ``--<name>``
+choice) through module-level ``ClassChoices`` objects in ``espnet2.tasks.asr``.
+:func:`register` adds our classes there, so that ESPnet's own ``ASRTask``,
+``Speech2Text`` and ``espnet_model_zoo`` build models that use them.
+
+``import espnet_msrs`` must stay cheap (importing ``espnet2.tasks.asr`` takes
+~10 s, and many recipe tools never need it), yet a user who writes::
+
+    import espnet_msrs
+    from espnet2.bin.asr_inference import Speech2Text
+
+must get a registered ESPnet.  :func:`install_lazy_registration` therefore
+registers at once if ``espnet2.tasks.asr`` is already imported, and otherwise
+installs a post-import hook that registers right after ``espnet2.tasks.asr``
+finishes importing.  Entry points call :func:`register` explicitly.
+"""
+
+import importlib.abc
+import importlib.util
+import logging
+import sys
+import threading
+from typing import Dict, List, Tuple
+
+_TARGET = "espnet2.tasks.asr"
+_lock = threading.RLock()
+_registered = False
+
+
+def _choices() -> List[Tuple[object, str, str, type]]:
+    """(ClassChoices, name, dotted class path, required base class) to add."""
+    import espnet2.tasks.asr as asr_task
+    from espnet2.asr.decoder.abs_decoder import AbsDecoder
+    from espnet2.asr.encoder.abs_encoder import AbsEncoder
+    from espnet2.asr.frontend.abs_frontend import AbsFrontend
+    from espnet2.train.abs_espnet_model import AbsESPnetModel
+
+    from espnet_msrs.asr.decoder.transformer_decoder import MSRSTransformerDecoder
+    from espnet_msrs.asr.encoder.conformer_encoder import MSRSConformerEncoder
+
+    entries = [
+        (asr_task.encoder_choices, "msrs_conformer", MSRSConformerEncoder, AbsEncoder),
+        (
+            asr_task.decoder_choices,
+            "msrs_transformer",
+            MSRSTransformerDecoder,
+            AbsDecoder,
+        ),
+    ]
+    try:
+        from espnet_msrs.asr.frontend.audio_resnet_frontend import (
+            AudioResNetFrontend,
+        )
+        from espnet_msrs.asr.frontend.video_resnet_frontend import (
+            VideoResNetFrontend,
+        )
+
+        entries += [
+            (asr_task.frontend_choices, "audio_resnet", AudioResNetFrontend, AbsFrontend),
+            (asr_task.frontend_choices, "video_resnet", VideoResNetFrontend, AbsFrontend),
+        ]
+    except ImportError:  # pragma: no cover - front ends land with the AV issue
+        logging.debug("espnet_msrs front ends not available")
+    try:
+        from espnet_msrs.asr.avsr_model import ESPnetAVSRModel
+        from espnet_msrs.train.av_preprocessor import AVPreprocessor
+        from espnet2.train.preprocessor import AbsPreprocessor
+
+        entries += [
+            (asr_task.model_choices, "msrs_av", ESPnetAVSRModel, AbsESPnetModel),
+            (asr_task.preprocessor_choices, "av", AVPreprocessor, AbsPreprocessor),
+        ]
+    except ImportError:  # pragma: no cover
+        logging.debug("espnet_msrs AV model not available")
+    return entries
+
+
+def register() -> Dict[str, List[str]]:
+    """Add espnet_msrs classes to espnet2's ClassChoices (idempotent).
+
+    Returns:
+        Mapping choice name -> list of names this package provides there.
+
+    Raises:
+        ValueError: If a name is already taken by a different class, or a class
+            does not derive from the base class the choice requires.
+    """
+    global _registered
+    with _lock:
+        added: Dict[str, List[str]] = {}
+        for choices, name, cls, base in _choices():
+            if not issubclass(cls, base):
+                raise ValueError(
+                    f"{cls.__qualname__} must derive from {base.__qualname__} to be "
+                    f"registered as --{choices.name} {name}"
+                )
+            if choices.base_type is not None and not issubclass(
+                cls, choices.base_type
+            ):
+                raise ValueError(
+                    f"{cls.__qualname__} is not a {choices.base_type.__qualname__}"
+                )
+            existing = choices.classes.get(name)
+            if existing is not None and existing is not cls:
+                raise ValueError(
+                    f"--{choices.name} {name} is already registered to "
+                    f"{existing.__module__}.{existing.__qualname__}"
+                )
+            choices.classes[name] = cls
+            added.setdefault(choices.name, []).append(name)
+        try:
+            from espnet_msrs.train.video_data import register_data_types
+        except ImportError:  # pragma: no cover - lands with the AV issue
+            register_data_types = None
+        if register_data_types is not None:
+            register_data_types()
+        _registered = True
+        return added
+
+
+class _PostImportFinder(importlib.abc.MetaPathFinder):
+    """Runs :func:`register` right after ``espnet2.tasks.asr`` is executed."""
+
+    def find_spec(self, fullname, path, target=None):
+        if fullname != _TARGET:
+            return None
+        # Find the real spec with the other finders, then wrap its loader.
+        sys.meta_path.remove(self)
+        try:
+            spec = importlib.util.find_spec(fullname)
+        finally:
+            sys.meta_path.insert(0, self)
+        if spec is None or spec.loader is None:
+            return None
+        loader = spec.loader
+        exec_module = loader.exec_module
+
+        def exec_and_register(module):
+            exec_module(module)
+            _uninstall()
+            register()
+
+        loader.exec_module = exec_and_register
+        return spec
+
+
+_finder = _PostImportFinder()
+
+
+def _uninstall() -> None:
+    if _finder in sys.meta_path:
+        sys.meta_path.remove(_finder)
+
+
+def install_lazy_registration() -> None:
+    """Register now if espnet2's ASR task is loaded, else when it gets imported."""
+    with _lock:
+        if _registered:
+            return
+        if _TARGET in sys.modules:
+            register()
+        elif _finder not in sys.meta_path:
+            sys.meta_path.insert(0, _finder)

@@ -1,0 +1,218 @@
+"""ESPnet ASR task with the MSRS procedure (MSRS paper, Algorithm 1).
+
+:class:`MSRSASRTask` is espnet2's :class:`ASRTask` plus:
+
+* ``--msrs_conf``: the MSRS phase of this run —
+
+  ``mode: none`` (default; plain ESPnet training: dense, LR-SMS, LayerScale,
+  or MSRS *dense* retraining from ``--init_param exp/.../init.pth``),
+  ``mode: search`` (mask search: every Linear/Conv weight matching
+  ``include`` and no ``exclude`` regex gets mask logits φ, eq. 3; the loss gets
+  ``λ·Σφ``; a second optimizer (``--optim2``/``--scheduler2``, no weight
+  decay) trains φ; the run stops when the binary sparsity is stable),
+  ``mode: sparse`` (only weights with m* = 1 ever change; zeros stay exactly
+  zero, weight decay and optimizer state included), or
+  ``mode: grad_masked`` (MSRS Table 4, "dense with MSRS masks": the fixed
+  mask multiplies the gradients of a dense model);
+* ``--grad_norm_params``: stats key -> parameter regex whose gradient L2
+  norm is reported every step (MSRS Fig. 1);
+* the :class:`MSRSTrainer` (mask-search stopping rule).
+
+With ``mode: none`` the task trains exactly like espnet2's ASRTask (the second
+optimizer options exist but are unused).  The masks never reach the final
+model: sparse/grad-masked runs keep plain ESPnet parameters (masks are applied
+by hooks), and a search writes ``init.pth`` with masks folded in.
+"""
+
+import argparse
+import inspect
+import logging
+import re
+from typing import Dict, List
+
+import torch
+from espnet2.optimizers.optim_groups import configure_optimizer
+from espnet2.tasks.abs_task import optim_classes
+from espnet2.tasks.asr import ASRTask
+from espnet2.utils.nested_dict_action import NestedDictAction
+
+from espnet_msrs.sparsity.controller import MaskSearchController
+from espnet_msrs.sparsity.policy import FixedMaskHooks, apply_masks, load_masks
+from espnet_msrs.train.grad_norm import DEFAULT_GRAD_NORM_PARAMS, GradNormMonitor
+from espnet_msrs.train.msrs_trainer import MSRSTrainer
+
+MSRS_MODES = ("none", "search", "sparse", "grad_masked")
+MSRS_DEFAULTS = dict(
+    mode="none",
+    include=[".*"],
+    exclude=[],
+    mu=1e-3,
+    rho=5e-4,
+    varsigma=1e-8,
+    tau_forward=1e5,
+    tau_backward=1.0,
+    mask_penalty=2e-10,
+    epsilon=0.01,
+    min_search_epochs=2,
+    mask_file=None,
+)
+_MASK_KWARGS = ("mu", "rho", "varsigma", "tau_forward", "tau_backward")
+
+
+def msrs_options(conf: Dict) -> Dict:
+    """``--msrs_conf`` merged with defaults and validated."""
+    unknown = sorted(set(conf) - set(MSRS_DEFAULTS))
+    if unknown:
+        raise ValueError(
+            f"msrs_conf: unknown key(s) {unknown}; allowed: {sorted(MSRS_DEFAULTS)}"
+        )
+    opts = {**MSRS_DEFAULTS, **conf}
+    if opts["mode"] not in MSRS_MODES:
+        raise ValueError(
+            f"msrs_conf.mode={opts['mode']!r}; allowed: {list(MSRS_MODES)}"
+        )
+    if opts["mode"] in ("sparse", "grad_masked") and not opts["mask_file"]:
+        raise ValueError(
+            f"msrs_conf.mode={opts['mode']} needs msrs_conf.mask_file (the "
+            "mask.pth written by the mask search)"
+        )
+    for key in ("include", "exclude"):
+        if isinstance(opts[key], str):
+            opts[key] = [opts[key]]
+    return opts
+
+
+def install_msrs(model: torch.nn.Module, args: argparse.Namespace) -> None:
+    """Apply the run's MSRS phase and monitors to a freshly built model."""
+    opts = msrs_options(getattr(args, "msrs_conf", None) or {})
+    mode = opts["mode"]
+    if mode == "search":
+        names = apply_masks(
+            model,
+            include=opts["include"],
+            exclude=opts["exclude"],
+            **{k: opts[k] for k in _MASK_KWARGS},
+        )
+        logging.info(f"msrs mask search: masked_weights={len(names)}")
+        MaskSearchController(
+            mask_penalty=opts["mask_penalty"],
+            epsilon=opts["epsilon"],
+            min_search_epochs=opts["min_search_epochs"],
+        ).attach(model)
+    elif mode in ("sparse", "grad_masked"):
+        masks = load_masks(opts["mask_file"])
+        hooks = FixedMaskHooks(model, masks, mode)
+        # plain attribute (not a Module): build_optimizers attaches it.
+        object.__setattr__(model, "_msrs_fixed_mask_hooks", hooks)
+        if mode == "sparse":
+            model.register_forward_pre_hook(_zero_masked_weights_once)
+        logging.info(f"msrs {mode} training: masks={len(masks)} from {opts['mask_file']}")
+    groups = getattr(args, "grad_norm_params", None)
+    if groups is None:
+        groups = {
+            k: v
+            for k, v in DEFAULT_GRAD_NORM_PARAMS.items()
+            if any(re.search(v, n) for n, _ in model.named_parameters())
+        }
+    if groups:
+        object.__setattr__(model, "_msrs_grad_norm_monitor", GradNormMonitor(model, groups))
+
+
+def _zero_masked_weights_once(model, inputs):
+    """Sparse mode: weights loaded after build (``--init_param``) are re-masked
+    before the first forward, so even step 0 sees exact zeros."""
+    hooks = getattr(model, "_msrs_fixed_mask_hooks", None)
+    if hooks is not None and not getattr(hooks, "_zeroed_at_start", False):
+        hooks.zero_masked_weights()
+        hooks._zeroed_at_start = True
+    return None
+
+
+def build_msrs_optimizers(
+    args: argparse.Namespace, model: torch.nn.Module
+) -> List[torch.optim.Optimizer]:
+    """θ optimizer (``--optim``), plus φ optimizer (``--optim2``) in a search."""
+    if getattr(args, "sharded_ddp", False):
+        raise ValueError("--sharded_ddp is not supported by espnet_msrs tasks")
+    phi = [p for n, p in model.named_parameters() if n.endswith("mask_logits")]
+    optim_class = optim_classes.get(args.optim)
+    if optim_class is None:
+        raise ValueError(f"--optim must be one of {list(optim_classes)}: {args.optim}")
+    phi_ids = {id(p) for p in phi}
+    if args.exclude_weight_decay:
+        if phi:
+            raise ValueError(
+                "--exclude_weight_decay is not supported together with "
+                "msrs_conf.mode=search"
+            )
+        optim = configure_optimizer(
+            model, optim_class, args.optim_conf, args.exclude_weight_decay_conf
+        )
+    else:
+        theta = [p for p in model.parameters() if id(p) not in phi_ids]
+        optim = optim_class(theta, **args.optim_conf)
+    optimizers = [optim]
+    if phi:
+        optim2_class = optim_classes.get(args.optim2)
+        if optim2_class is None:
+            raise ValueError(
+                f"--optim2 must be one of {list(optim_classes)}: {args.optim2}"
+            )
+        conf2 = dict(args.optim2_conf)
+        if conf2.get("weight_decay", 0.0) != 0.0:
+            raise ValueError(
+                "--optim2_conf weight_decay must be 0: MSRS applies no weight decay "
+                f"to the mask logits φ (got {conf2['weight_decay']})"
+            )
+        if "weight_decay" in inspect.signature(optim2_class).parameters:
+            conf2["weight_decay"] = 0.0
+        optimizers.append(optim2_class(phi, **conf2))
+    hooks = getattr(model, "_msrs_fixed_mask_hooks", None)
+    if hooks is not None:
+        for o in optimizers:
+            hooks.attach_optimizer(o)
+    return optimizers
+
+
+class MSRSASRTask(ASRTask):
+    """espnet2 ASRTask + MSRS phases (search / sparse / grad-masked)."""
+
+    num_optimizers: int = 2
+    trainer = MSRSTrainer
+
+    @classmethod
+    def add_task_arguments(cls, parser: argparse.ArgumentParser):
+        super().add_task_arguments(parser)
+        add_msrs_arguments(parser)
+
+    @classmethod
+    def build_model(cls, args: argparse.Namespace):
+        model = super().build_model(args)
+        install_msrs(model, args)
+        return model
+
+    @classmethod
+    def build_optimizers(cls, args, model):
+        return build_msrs_optimizers(args, model)
+
+
+def add_msrs_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``--msrs_conf`` and ``--grad_norm_params`` options."""
+    group = parser.add_argument_group("MSRS related")
+    group.add_argument(
+        "--msrs_conf",
+        action=NestedDictAction,
+        default=dict(),
+        help="MSRS phase of this run: mode (none|search|sparse|grad_masked), "
+        "include/exclude (parameter-name regexes of prunable Linear/Conv "
+        "weights), mu, rho, varsigma (eq. 3), tau_forward, tau_backward, "
+        "mask_penalty (lambda, eq. 7), epsilon, min_search_epochs, mask_file. "
+        f"Defaults: {MSRS_DEFAULTS}",
+    )
+    group.add_argument(
+        "--grad_norm_params",
+        action=NestedDictAction,
+        default=None,
+        help="stats key -> parameter-name regex; the L2 norm of their gradient is "
+        f"reported every step. Default: {DEFAULT_GRAD_NORM_PARAMS} when it matches",
+    )
