@@ -35,7 +35,6 @@ def _choices() -> List[Tuple[object, str, str, type]]:
     from espnet2.asr.decoder.abs_decoder import AbsDecoder
     from espnet2.asr.encoder.abs_encoder import AbsEncoder
     from espnet2.asr.frontend.abs_frontend import AbsFrontend
-    from espnet2.train.abs_espnet_model import AbsESPnetModel
 
     from espnet_msrs.asr.decoder.transformer_decoder import MSRSTransformerDecoder
     from espnet_msrs.asr.encoder.conformer_encoder import MSRSConformerEncoder
@@ -49,31 +48,19 @@ def _choices() -> List[Tuple[object, str, str, type]]:
             AbsDecoder,
         ),
     ]
-    try:
-        from espnet_msrs.asr.frontend.audio_resnet_frontend import (
-            AudioResNetFrontend,
-        )
-        from espnet_msrs.asr.frontend.video_resnet_frontend import (
-            VideoResNetFrontend,
-        )
+    from espnet2.train.preprocessor import AbsPreprocessor
 
-        entries += [
-            (asr_task.frontend_choices, "audio_resnet", AudioResNetFrontend, AbsFrontend),
-            (asr_task.frontend_choices, "video_resnet", VideoResNetFrontend, AbsFrontend),
-        ]
-    except ImportError:  # pragma: no cover - front ends land with the AV issue
-        logging.debug("espnet_msrs front ends not available")
-    try:
-        from espnet_msrs.asr.avsr_model import ESPnetAVSRModel
-        from espnet_msrs.train.av_preprocessor import AVPreprocessor
-        from espnet2.train.preprocessor import AbsPreprocessor
+    from espnet_msrs.asr.frontend.audio_resnet_frontend import AudioResNetFrontend
+    from espnet_msrs.asr.frontend.av_resnet_frontend import AVResNetFrontend
+    from espnet_msrs.asr.frontend.video_resnet_frontend import VideoResNetFrontend
+    from espnet_msrs.train.av_preprocessor import AVPreprocessor
 
-        entries += [
-            (asr_task.model_choices, "msrs_av", ESPnetAVSRModel, AbsESPnetModel),
-            (asr_task.preprocessor_choices, "av", AVPreprocessor, AbsPreprocessor),
-        ]
-    except ImportError:  # pragma: no cover
-        logging.debug("espnet_msrs AV model not available")
+    entries += [
+        (asr_task.frontend_choices, "av_resnet", AVResNetFrontend, AbsFrontend),
+        (asr_task.frontend_choices, "audio_resnet", AudioResNetFrontend, AbsFrontend),
+        (asr_task.frontend_choices, "video_resnet", VideoResNetFrontend, AbsFrontend),
+        (asr_task.preprocessor_choices, "av", AVPreprocessor, AbsPreprocessor),
+    ]
     return entries
 
 
@@ -110,12 +97,9 @@ def register() -> Dict[str, List[str]]:
                 )
             choices.classes[name] = cls
             added.setdefault(choices.name, []).append(name)
-        try:
-            from espnet_msrs.train.video_data import register_data_types
-        except ImportError:  # pragma: no cover - lands with the AV issue
-            register_data_types = None
-        if register_data_types is not None:
-            register_data_types()
+        from espnet_msrs.train.video_data import register_data_types
+
+        register_data_types()
         _registered = True
         return added
 

@@ -112,7 +112,7 @@ def write_search_artifacts(model, controller, out_dir: Path, stop_reason: str) -
         "mask_penalty": controller.mask_penalty,
     }
     report["phi_histogram"] = plot_phi_histogram(model, out_dir / "phi_hist.png")
-    groups = {name: g["sparsity"] for name, g in report["groups"].items()}
+    groups = {name: g["prunable"]["sparsity"] for name, g in report["groups"].items()}
     plot_group_sparsity(
         groups,
         out_dir / "sparsity_groups.png",

@@ -186,6 +186,22 @@ class MSRSASRTask(ASRTask):
         add_msrs_arguments(parser)
 
     @classmethod
+    def required_data_names(cls, train: bool = True, inference: bool = False):
+        """``text`` in training; audio and video are optional inputs.
+
+        Audio-visual models read ``speech`` (wav) and/or ``video`` (mp4/npy);
+        ``preprocessor: av`` packs what the modality needs into ``speech``.
+        """
+        if inference:
+            return ("speech",)
+        return ("text",)
+
+    @classmethod
+    def optional_data_names(cls, train: bool = True, inference: bool = False):
+        names = ("speech",) if not inference else ()
+        return names + ("video",) + super().optional_data_names(train, inference)
+
+    @classmethod
     def build_model(cls, args: argparse.Namespace):
         model = super().build_model(args)
         install_msrs(model, args)

@@ -42,6 +42,9 @@ from typeguard import typechecked
 DEFAULT_NOISE_SNRS = (-5, 0, 5, 10, 15, 20, None)
 
 
+PACK_MODALITIES = ("audio", "video", "av")
+
+
 def mix_at_snr(
     speech: np.ndarray,
     noise: np.ndarray,
@@ -209,6 +212,8 @@ class AVPreprocessor(CommonPreprocessor):
         babble_path: Optional[Union[str, Path]] = None,
         noise_snrs: Sequence[Optional[Union[int, float]]] = DEFAULT_NOISE_SNRS,
         eval_snr: Optional[Union[int, float]] = None,
+        modality: Optional[str] = None,
+        av_tolerance: int = 2,
     ):
         super().__init__(
             train=train,
@@ -264,6 +269,21 @@ class AVPreprocessor(CommonPreprocessor):
                     f"preprocessor_conf eval_snr={eval_snr} needs babble_path"
                 )
 
+        if modality is not None and modality not in PACK_MODALITIES:
+            raise ValueError(
+                f"preprocessor_conf modality must be one of {PACK_MODALITIES} or "
+                f"null (no packing), got {modality!r}"
+            )
+        self._check("av_tolerance", av_tolerance, av_tolerance >= 0, ">= 0")
+        hop = sample_rate / float(video_fps)
+        if modality in ("audio", "av") and hop != int(hop):
+            raise ValueError(
+                f"preprocessor_conf sample_rate/video_fps = {hop} must be an integer "
+                "number of samples per video frame to pack audio with video"
+            )
+        self.modality = modality
+        self.av_tolerance = av_tolerance
+        self.hop_length = int(hop)
         self.video_name = video_name
         self.sample_rate = sample_rate
         self.video_fps = float(video_fps)
@@ -395,6 +415,13 @@ class AVPreprocessor(CommonPreprocessor):
         """
         data = dict(data)
         rng = self._rng(uid)
+        if (
+            self.modality == "video"
+            and self.video_name not in data
+            and np.ndim(data.get(self.speech_name, ())) == 3
+        ):
+            # VSR decoded by ESPnet's asr_inference: video.scp given as "speech".
+            data[self.video_name] = data.pop(self.speech_name)
         if self.speech_name in data:
             # ESPnet's own RIR/noise options (rir_scp, noise_scp) run first.
             data = self._speech_process(data)
@@ -406,4 +433,53 @@ class AVPreprocessor(CommonPreprocessor):
             data[self.video_name] = self._process_video(
                 uid, np.asarray(data[self.video_name]), rng
             )
+        if self.modality is not None:
+            data = self._pack(uid, data)
         return self._text_process(data)
+
+    def _pack(self, uid: str, data: Dict) -> Dict:
+        """Pack audio and/or video into ``speech`` (T, D) at the video rate.
+
+        Row t holds the ``hop_length`` samples of frame t (audio) followed by
+        the ``crop_size²`` pixels of frame t (video); see
+        :class:`espnet_msrs.asr.frontend.av_resnet_frontend.AVResNetFrontend`.
+        Audio is zero-padded to whole frames; with both streams the audio is
+        padded/trimmed to the video's T when they differ by at most
+        ``av_tolerance`` frames, else a ValueError names the utterance.
+        """
+        need_audio = self.modality in ("audio", "av")
+        need_video = self.modality in ("video", "av")
+        for needed, name, what in (
+            (need_audio, self.speech_name, "audio"),
+            (need_video, self.video_name, "video"),
+        ):
+            if needed and name not in data:
+                raise ValueError(
+                    f"utterance {uid}: modality={self.modality} needs {what} "
+                    f"(data name {name!r}), got only {sorted(data)}"
+                )
+        hop = self.hop_length
+        parts = []
+        video = data.pop(self.video_name) if need_video else None
+        if need_audio:
+            audio = np.asarray(data[self.speech_name], dtype=np.float32)
+            n_frames = -(-len(audio) // hop)
+            if video is not None:
+                if abs(n_frames - len(video)) > self.av_tolerance:
+                    raise ValueError(
+                        f"utterance {uid}: audio has {n_frames} frames "
+                        f"({len(audio)} samples / {hop}) but video has "
+                        f"{len(video)} frames; the tolerance is "
+                        f"{self.av_tolerance} frames (preprocessor_conf av_tolerance)"
+                    )
+                n_frames = len(video)
+            padded = np.zeros(n_frames * hop, dtype=np.float32)
+            keep = min(len(audio), n_frames * hop)
+            padded[:keep] = audio[:keep]
+            parts.append(padded.reshape(n_frames, hop))
+        if video is not None:
+            video = np.asarray(video, dtype=np.float32)
+            parts.append(video.reshape(len(video), -1))
+        data[self.speech_name] = np.concatenate(parts, axis=1)
+        data.pop(self.video_name, None)
+        return data
