@@ -288,7 +288,10 @@ def _encode_mp4(
         stream.height = frames.shape[1]
         stream.pix_fmt = "yuv420p"
         stream.codec_context.time_base = 1 / rate
-        stream.options = {"crf": str(crf)}
+        # One encoder thread: multi-threaded x264 output differs run to run, and
+        # the corpus and ROI tools must be byte-deterministic (they already run
+        # several processes in parallel).
+        stream.options = {"crf": str(crf), "threads": "1"}
         for i, image in enumerate(frames):
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), "gray")
             frame = frame.reformat(format="yuv420p")
