@@ -379,7 +379,12 @@ def load_into(
     loadable = {
         k: v
         for k, v in state.items()
-        if k in own or not (_is_mask_logits(k) or k.endswith(_EXTRA_STATE))
+        if k in own
+        or not (
+            _is_mask_logits(k)
+            or k.endswith(_EXTRA_STATE)
+            or k.startswith("msrs_controller.")  # mask-search stop history
+        )
     }
     missing = sorted(set(own) - set(loadable))
     unexpected = sorted(set(loadable) - set(own))
