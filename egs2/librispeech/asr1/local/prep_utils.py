@@ -1,0 +1,1 @@
+../../../lrs3/avsr1/local/prep_utils.py

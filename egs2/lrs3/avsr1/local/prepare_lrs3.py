@@ -1,0 +1,534 @@
+#!/usr/bin/env python3
+"""LRS3 data preparation (stage 1): Kaldi-style ``data/{train,valid,test}``.
+
+Reads the official LRS3 layout (``$LRS3`` in ``db.sh``)::
+
+    $LRS3/{pretrain,trainval,test}/<spk>/<id>.mp4   224×224 face video, 25 fps,
+                                                    AAC audio
+    $LRS3/{pretrain,trainval,test}/<spk>/<id>.txt   "Text:  <TRANSCRIPT>" first,
+                                                    then "Conf:", optionally
+                                                    "Ref:", and a word table
+                                                    "WORD START END ASDSCORE"
+                                                    (times in seconds from the
+                                                    clip start)
+
+and writes, for ``train`` (``--train_subsets``, default pretrain + trainval
+minus the validation utterances), ``valid`` and ``test``::
+
+    data/<set>/wav.scp       <spk>_<id>[_<kk>] <wav_dir>/<subset>/<spk>/<id>[_<kk>].wav
+    data/<set>/video.scp     <uid> <mp4>      (original clip, or its segment)
+    data/<set>/landmark.scp  <uid> <landmark file>   (when known)
+    data/<set>/text, utt2spk, spk2utt                (speaker = <spk> folder)
+
+* **Audio** is decoded from the mp4 with PyAV, mixed to mono and resampled
+  to 16 kHz (``--extract_audio``; off for ``--modality video``).
+* **Transcripts**: the ``Text:`` line, upper case, ``{LG}``/``{NS}``-style
+  markers removed. Utterances whose text is empty are reported and skipped.
+* **Segmentation** of long ``pretrain`` clips (``--pretrain_max_sec``, 0 =
+  off): a clip whose last word ends after ``max_sec`` is cut at word
+  boundaries into segments that each span at most ``max_sec`` seconds (a
+  single longer word is kept whole), greedily: a segment starts at its first
+  word's START and ends at its last word's END; its text is its words. Each
+  segment gets its own files — video frames ``[floor(start·25),
+  ceil(end·25))`` re-encoded as colour H.264 mp4 under ``--seg_dir``, the
+  same span of the 16 kHz audio (640 samples per frame) and of the
+  landmarks (``.npy``) — so every later stage sees ordinary utterances.
+* **Validation split**: ``--valid_list`` (lines ``trainval/<spk>/<id>``,
+  ``<spk>/<id>`` or ``<spk>_<id>``, e.g. the 1,200-utterance list of the
+  AV-HuBERT LRS3 recipe) or else ``--num_valid`` trainval utterances drawn
+  with ``--seed``. ``test`` is the official test set.
+* **Landmarks** (``--landmark_dir``): a tree mirroring the corpus,
+  ``<landmark_dir>/<subset>/<spk>/<id>.{pkl,npy,npz}`` — the layout of the
+  public LRS3 landmark release of the Auto-AVSR lineage
+  (``LRS3_landmarks.zip``: one pickle per video holding a list with one
+  entry per frame, a (68, 2) array of iBUG 68-point ``(x, y)`` pixel
+  coordinates from RetinaFace + FAN, or None when no face was found). The
+  formats accepted are those of ``espnet_msrs.video.roi.load_landmarks``.
+  Landmarks written by the detector of ``local/data.sh`` are found in
+  ``--detected_landmark_dir/<uid>.npy``. Utterances without landmarks are
+  listed in ``<report_dir>/landmark_todo.scp`` (``<uid> <mp4>``).
+
+Problems (missing ``.txt``, undecodable audio, empty text, …) are written to
+``<report_dir>/skipped.txt`` as ``<key>\\t<reason>`` and logged; the
+utterance is left out. Outputs are written atomically and existing ones are
+kept, and data files are only rewritten when their content changes, so a
+re-run does nothing.
+"""
+
+import argparse
+import logging
+import math
+import random
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import numpy as np  # noqa: E402
+import prep_utils as pu  # noqa: E402
+
+logger = logging.getLogger("prepare_lrs3")
+
+SUBSETS = ("pretrain", "trainval", "test")
+WORD_HEADER = "WORD START END ASDSCORE"
+
+
+@dataclass
+class Transcript:
+    """Contents of an LRS3 ``.txt`` file."""
+
+    text: str
+    words: List[Tuple[str, float, float]] = field(default_factory=list)
+
+
+def parse_lrs3_txt(path: Path) -> Transcript:
+    """Parse an LRS3 transcript file.
+
+    Args:
+        path: ``<id>.txt``; the first line is ``Text:  <TRANSCRIPT>``; an
+            optional table after a ``WORD START END ASDSCORE`` line holds one
+            ``<word> <start> <end> <score>`` line per word.
+
+    Returns:
+        The normalised text and the ``(word, start, end)`` list (may be empty).
+
+    Raises:
+        ValueError: No ``Text:`` first line, or a malformed table line
+            (names the file and line).
+    """
+    with open(path, encoding="utf-8", errors="replace") as f:
+        lines = f.read().splitlines()
+    if not lines or not lines[0].startswith("Text:"):
+        raise ValueError(f"{path}: the first line must start with 'Text:'")
+    text = pu.normalize_text(lines[0][len("Text:") :])
+    words: List[Tuple[str, float, float]] = []
+    in_table = False
+    for lineno, line in enumerate(lines[1:], 2):
+        if line.strip() == WORD_HEADER:
+            in_table = True
+            continue
+        if not in_table or not line.strip():
+            continue
+        parts = line.split()
+        try:
+            if len(parts) != 4:
+                raise ValueError
+            start, end = float(parts[1]), float(parts[2])
+        except ValueError:
+            raise ValueError(
+                f"{path}:{lineno}: expected '<WORD> <START> <END> <ASDSCORE>', "
+                f"got {line!r}"
+            ) from None
+        words.append((parts[0], start, end))
+    return Transcript(text=text, words=words)
+
+
+def segment_words(
+    words: Sequence[Tuple[str, float, float]], max_sec: float
+) -> List[Tuple[float, float, str]]:
+    """Greedy split of a word timeline into spans of at most ``max_sec``.
+
+    Args:
+        words: ``(word, start, end)`` in order.
+        max_sec: Longest span (seconds) from a segment's first START to its
+            last END; a single word longer than this forms its own segment.
+
+    Returns:
+        ``(start, end, text)`` per segment; texts are normalised and may be
+        empty when a segment only holds markers such as ``{LG}``.
+    """
+    if max_sec <= 0:
+        raise ValueError(f"max_sec={max_sec} must be > 0")
+    segments: List[Tuple[float, float, str]] = []
+    current: List[str] = []
+    seg_start = seg_end = 0.0
+    for word, start, end in words:
+        if current and end - seg_start > max_sec:
+            segments.append((seg_start, seg_end, pu.normalize_text(" ".join(current))))
+            current = []
+        if not current:
+            seg_start = start
+        current.append(word)
+        seg_end = max(seg_end, end) if len(current) > 1 else end
+    if current:
+        segments.append((seg_start, seg_end, pu.normalize_text(" ".join(current))))
+    return segments
+
+
+@dataclass(frozen=True)
+class ClipJob:
+    """One LRS3 clip to prepare (runs in a worker process)."""
+
+    uid: str
+    spk: str
+    subset: str
+    mp4: str
+    text: str
+    segments: Optional[Tuple[Tuple[float, float, str], ...]]  # None: whole clip
+    landmark: Optional[str]
+    wav_dir: Optional[str]
+    seg_dir: Optional[str]
+    with_video: bool
+
+
+def _prepare_whole(job: ClipJob) -> Tuple[List[pu.Utterance], List[Tuple[str, str]]]:
+    wav = None
+    if job.wav_dir is not None:
+        wav = Path(job.wav_dir) / job.subset / job.spk / f"{Path(job.mp4).stem}.wav"
+        if not wav.is_file():
+            try:
+                pu.write_wav(wav, pu.extract_audio(job.mp4))
+            except ValueError as e:
+                return [], [(job.uid, str(e))]
+    utt = pu.Utterance(
+        uid=job.uid,
+        spk=job.spk,
+        text=job.text,
+        wav=str(wav) if wav else None,
+        video=job.mp4 if job.with_video else None,
+        landmark=job.landmark if job.with_video else None,
+    )
+    return [utt], []
+
+
+def _prepare_segments(
+    job: ClipJob,
+) -> Tuple[List[pu.Utterance], List[Tuple[str, str]]]:
+    from espnet_msrs.video.roi import load_landmarks
+
+    stem = Path(job.mp4).stem
+    plan = []
+    problems: List[Tuple[str, str]] = []
+    for k, (start, end, text) in enumerate(job.segments):
+        uid = f"{job.uid}_{k:02d}"
+        if not text:
+            problems.append((uid, f"{job.mp4} segment {k}: empty text"))
+            continue
+        name = f"{stem}_{k:02d}"
+        wav = (
+            Path(job.wav_dir) / job.subset / job.spk / f"{name}.wav"
+            if job.wav_dir is not None
+            else None
+        )
+        mp4 = Path(job.seg_dir) / job.spk / f"{name}.mp4" if job.with_video else None
+        lm = (
+            Path(job.seg_dir) / job.spk / f"{name}.npy"
+            if job.with_video and job.landmark
+            else None
+        )
+        plan.append((uid, start, end, text, wav, mp4, lm))
+    pending = [p for p in plan if any(x and not x.is_file() for x in p[4:])]
+    if pending:
+        try:
+            audio = pu.extract_audio(job.mp4) if job.wav_dir is not None else None
+            frames = fps = None
+            if job.with_video:
+                frames, fps = pu.read_rgb_video(job.mp4)
+            landmarks = load_landmarks(job.landmark) if job.landmark else None
+        except ValueError as e:
+            return [], problems + [(job.uid, f"segmentation: {e}")]
+        num_frames = len(frames) if frames is not None else None
+        for uid, start, end, text, wav, mp4, lm in pending:
+            f0 = max(0, int(math.floor(start * pu.FPS)))
+            f1 = int(math.ceil(end * pu.FPS))
+            if num_frames is not None:
+                f1 = min(f1, num_frames)
+            if audio is not None:
+                f1 = min(f1, -(-len(audio) // (pu.SAMPLE_RATE // pu.FPS)))
+            if f1 - f0 < 1:
+                reason = f"{job.mp4}: segment [{start}, {end}] s is empty"
+                problems.append((uid, reason))
+                continue
+            if wav is not None and not wav.is_file():
+                hop = pu.SAMPLE_RATE // pu.FPS
+                pu.write_wav(wav, audio[f0 * hop : f1 * hop])
+            if mp4 is not None and not mp4.is_file():
+                pu.write_rgb_video(mp4, frames[f0:f1], fps=fps or pu.FPS)
+            if lm is not None and not lm.is_file():
+                cut = np.full((f1 - f0, 68, 2), np.nan, dtype=np.float32)
+                part = landmarks[f0:f1]
+                cut[: len(part)] = part
+                pu.save_landmarks(lm, cut)
+    bad = {uid for uid, _ in problems}
+    utts = [
+        pu.Utterance(
+            uid=uid,
+            spk=job.spk,
+            text=text,
+            wav=str(wav) if wav else None,
+            video=str(mp4) if mp4 else None,
+            landmark=str(lm) if lm else None,
+        )
+        for uid, start, end, text, wav, mp4, lm in plan
+        if uid not in bad
+    ]
+    return utts, problems
+
+
+def prepare_clip(job: ClipJob) -> Tuple[List[pu.Utterance], List[Tuple[str, str]]]:
+    """Audio extraction / segmentation of one clip (see the module docstring).
+
+    Returns:
+        The utterances written, and ``(key, reason)`` problems.
+    """
+    if job.segments is None:
+        return _prepare_whole(job)
+    return _prepare_segments(job)
+
+
+def list_clips(
+    root: Path, subset: str
+) -> List[Tuple[str, str, Path]]:  # (spk, id, mp4)
+    """All ``<subset>/<spk>/<id>.mp4`` of the corpus, sorted."""
+    clips = []
+    for mp4 in sorted((root / subset).glob("*/*.mp4")):
+        clips.append((mp4.parent.name, mp4.stem, mp4))
+    return clips
+
+
+def _valid_keys(entries: Sequence[str]) -> List[str]:
+    """Valid-list entries -> utterance ids ``<spk>_<id>``."""
+    out = []
+    for entry in entries:
+        entry = entry.strip().strip("/")
+        if entry.endswith(".mp4"):
+            entry = entry[:-4]
+        parts = entry.split("/")
+        if len(parts) >= 2:
+            out.append(f"{parts[-2]}_{parts[-1]}")
+        else:
+            out.append(entry)
+    return out
+
+
+def get_parser() -> argparse.ArgumentParser:
+    """Command-line parser."""
+    parser = argparse.ArgumentParser(
+        description="LRS3 -> Kaldi-style data directories",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--lrs3", default=None, help="LRS3 root (db.sh: LRS3)")
+    parser.add_argument("--data_dir", default="data", help="Output data root")
+    parser.add_argument(
+        "--train_subsets",
+        nargs="+",
+        default=["pretrain", "trainval"],
+        choices=["pretrain", "trainval"],
+        help="Subsets of the training set",
+    )
+    parser.add_argument(
+        "--modality",
+        default="av",
+        choices=["audio", "video", "av"],
+        help="audio: no video/landmark files; video: no audio extraction",
+    )
+    parser.add_argument(
+        "--extract_audio",
+        type=pu.str2bool,
+        default=None,
+        help="Write 16 kHz wavs (default: true unless --modality video)",
+    )
+    parser.add_argument("--wav_dir", default="data/local/lrs3/wav")
+    parser.add_argument("--seg_dir", default="data/local/lrs3/segments")
+    parser.add_argument(
+        "--pretrain_max_sec",
+        type=float,
+        default=24.0,
+        help="Segment pretrain clips longer than this (seconds); 0 = no segmentation",
+    )
+    parser.add_argument("--valid_list", default=None, help="Validation utterances")
+    parser.add_argument("--num_valid", type=int, default=1200)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--landmark_dir",
+        default=None,
+        help="Landmark tree mirroring the corpus (db.sh: LRS3_LANDMARKS)",
+    )
+    parser.add_argument("--detected_landmark_dir", default="data/local/lrs3/landmarks")
+    parser.add_argument("--report_dir", default="data/local/lrs3")
+    parser.add_argument("--nj", type=int, default=1)
+    parser.add_argument("--log_level", default="INFO")
+    return parser
+
+
+def main(cmd: Optional[Sequence[str]] = None) -> int:
+    """Run the preparation; returns the exit status."""
+    args = get_parser().parse_args(cmd)
+    pu.setup_logging(args.log_level)
+    try:
+        root = pu.check_corpus_dir(
+            args.lrs3,
+            "LRS3",
+            expected=sorted(set(args.train_subsets) | {"trainval", "test"}),
+            what="the folder holding pretrain/, trainval/ and test/",
+        )
+    except pu.CorpusPathError as e:
+        logger.error("%s", e)
+        return 2
+    with_video = args.modality != "audio"
+    extract = args.extract_audio
+    if extract is None:
+        extract = args.modality != "video"
+    landmark_root = None
+    if with_video and args.landmark_dir:
+        try:
+            landmark_root = pu.check_corpus_dir(
+                args.landmark_dir,
+                "LRS3_LANDMARKS",
+                what="the landmark tree <dir>/<subset>/<spk>/<id>.pkl",
+            )
+        except pu.CorpusPathError as e:
+            logger.error("%s", e)
+            return 2
+    data_dir = Path(args.data_dir)
+    report_dir = Path(args.report_dir)
+    detected = Path(args.detected_landmark_dir).resolve()
+    wav_dir = str(Path(args.wav_dir).resolve()) if extract else None
+    seg_dir = str(Path(args.seg_dir).resolve())
+
+    problems: List[Tuple[str, str]] = []
+    jobs: List[ClipJob] = []
+    subsets = [s for s in SUBSETS if s in args.train_subsets or s != "pretrain"]
+    for subset in subsets:
+        clips = list_clips(root, subset)
+        if not clips:
+            logger.error(
+                "No <spk>/<id>.mp4 under %s: fix LRS3 in db.sh", root / subset
+            )
+            return 2
+        logger.info("subset=%s clips=%d", subset, len(clips))
+        for spk, cid, mp4 in clips:
+            uid = f"{spk}_{cid}"
+            txt = mp4.with_suffix(".txt")
+            if not txt.is_file():
+                problems.append((uid, f"{mp4}: no transcript {txt.name}"))
+                continue
+            try:
+                tr = parse_lrs3_txt(txt)
+            except ValueError as e:
+                problems.append((uid, str(e)))
+                continue
+            segments = None
+            if (
+                subset == "pretrain"
+                and args.pretrain_max_sec > 0
+                and tr.words
+                and tr.words[-1][2] > args.pretrain_max_sec
+            ):
+                segs = segment_words(tr.words, args.pretrain_max_sec)
+                if len(segs) > 1:
+                    segments = tuple(segs)
+            if segments is None and not tr.text:
+                problems.append((uid, f"{txt}: empty transcript"))
+                continue
+            landmark = None
+            if with_video:
+                found = pu.find_landmark_file(
+                    landmark_root, Path(subset) / spk / mp4.name
+                )
+                landmark = str(found) if found else None
+            jobs.append(
+                ClipJob(
+                    uid=uid,
+                    spk=spk,
+                    subset=subset,
+                    mp4=str(mp4.resolve()),
+                    text=tr.text,
+                    segments=segments,
+                    landmark=landmark,
+                    wav_dir=wav_dir,
+                    seg_dir=seg_dir,
+                    with_video=with_video,
+                )
+            )
+    n_seg = sum(j.segments is not None for j in jobs)
+    logger.info(
+        "clips=%d segmented=%d (pretrain_max_sec=%g) extract_audio=%s video=%s "
+        "landmark_dir=%s nj=%d",
+        len(jobs),
+        n_seg,
+        args.pretrain_max_sec,
+        extract,
+        with_video,
+        landmark_root,
+        args.nj,
+    )
+    results = pu.parallel_map(prepare_clip, jobs, nj=args.nj, what="clips")
+
+    by_subset: Dict[str, List[pu.Utterance]] = {s: [] for s in subsets}
+    for job, (utts, probs) in zip(jobs, results):
+        problems.extend(probs)
+        for utt in utts:
+            if with_video and utt.landmark is None:
+                auto = detected / f"{utt.uid}.npy"
+                if auto.is_file():
+                    utt.landmark = str(auto)
+            by_subset[job.subset].append(utt)
+
+    # Validation split from trainval.
+    trainval = by_subset.get("trainval", [])
+    ids = [u.uid for u in trainval]
+    if args.valid_list:
+        wanted = set(_valid_keys(pu.read_id_list(args.valid_list)))
+        valid_ids = wanted & set(ids)
+        if len(valid_ids) < len(wanted):
+            logger.warning(
+                "valid_list=%s: %d of %d entries are not in trainval",
+                args.valid_list,
+                len(wanted) - len(valid_ids),
+                len(wanted),
+            )
+    else:
+        if args.num_valid >= len(ids) and "trainval" in args.train_subsets:
+            logger.error(
+                "num_valid=%d but trainval has only %d utterances",
+                args.num_valid,
+                len(ids),
+            )
+            return 2
+        rng = random.Random(args.seed)
+        valid_ids = set(rng.sample(sorted(ids), min(args.num_valid, len(ids))))
+    if not valid_ids:
+        logger.error("The validation set is empty (valid_list=%s)", args.valid_list)
+        return 2
+    valid = [u for u in trainval if u.uid in valid_ids]
+    train = list(by_subset.get("pretrain", []))  # listed only if a train subset
+    if "trainval" in args.train_subsets:
+        train += [u for u in trainval if u.uid not in valid_ids]
+    sets = {"train": train, "valid": valid, "test": by_subset["test"]}
+    for name, utts in sets.items():
+        n = pu.write_data_dir(
+            data_dir / name, utts, always=("landmark.scp",) if with_video else ()
+        )
+        logger.info("Wrote %s utterances=%d", data_dir / name, n)
+
+    pu.write_report(report_dir / "skipped.txt", problems)
+    todo = {
+        u.uid: u.video
+        for utts in sets.values()
+        for u in utts
+        if with_video and not u.landmark
+    }
+    pu.write_kv(report_dir / "landmark_todo.scp", todo)
+    if problems:
+        logger.warning(
+            "%d clip(s)/segment(s) skipped, reasons in %s (e.g. %s: %s)",
+            len(problems),
+            report_dir / "skipped.txt",
+            *sorted(problems)[0],
+        )
+    if todo:
+        logger.warning(
+            "%d utterance(s) have no landmarks (listed in %s): give --landmark_dir "
+            "(LRS3_LANDMARKS in db.sh) or --detector mediapipe to local/data.sh; "
+            "otherwise stage 2 reports them",
+            len(todo),
+            report_dir / "landmark_todo.scp",
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

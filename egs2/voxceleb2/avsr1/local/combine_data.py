@@ -1,0 +1,1 @@
+../../../lrs3/avsr1/local/combine_data.py

@@ -1,0 +1,1 @@
+../../../lrs3/avsr1/local/make_landmark_env.sh

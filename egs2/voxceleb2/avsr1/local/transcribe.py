@@ -1,0 +1,265 @@
+#!/usr/bin/env python3
+"""Automatic VoxCeleb2 transcripts from a pretrained ESPnet ASR model.
+
+The MSRS / LR-SMS papers train on VoxCeleb2 with automatic transcripts (the
+Auto-AVSR lineage labels it with a pretrained ASR model). This tool decodes
+the 16 kHz audio of the clips listed in ``--clips`` (``<uid>\\t<rel_path>\\t
+<wav>`` lines: ``unlabelled.tsv`` of ``prepare_voxceleb2.py``) and writes a
+labels CSV in the format ``prepare_voxceleb2.py --labels`` reads::
+
+    dataset,rel_path,length,text
+    vox2,dev/mp4/id00012/21Uxsk56VDQ/00001.mp4,193,AND THEN WE WENT
+
+(``length``: 25 fps frames of the audio, ``ceil(samples / 640)``).
+
+The model (``--asr_model``) is a packed zip (stage 13 of this project's
+recipes, or ``python -m espnet2.bin.pack asr``) or an ESPnet model-zoo name,
+unpacked by ``espnet_model_zoo`` (zips are checked first: no member may
+escape the cache directory) and run through
+``espnet_msrs.bin.avsr_inference.AVSpeech2Text`` — ESPnet's ``Speech2Text``
+plus the model's own evaluation preprocessing, so both this project's audio
+models (``preprocessor: av``, ``modality: audio``) and plain espnet2 ASR
+models work. Models that need video cannot label audio and are refused.
+
+Hypotheses are normalised (upper case; characters other than letters,
+digits, apostrophes and spaces removed). Clips whose hypothesis is empty
+are written with an empty text: ``prepare_voxceleb2.py`` reports and skips
+them. Work is split over ``--nj`` processes, each with its own model copy;
+each writes ``<out>.<k>`` shards as it goes, and clips already in a shard
+are not decoded again, so an interrupted run resumes. The shards are merged
+into ``--out_csv`` at the end.
+"""
+
+import argparse
+import csv
+import logging
+import math
+import multiprocessing
+import os
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import prep_utils as pu  # noqa: E402
+
+logger = logging.getLogger("transcribe")
+_NOT_WORD = re.compile(r"[^A-Z0-9' ]+")
+
+
+def normalize_hypothesis(text: str) -> str:
+    """Upper case; only letters, digits, apostrophes and single spaces."""
+    return " ".join(_NOT_WORD.sub(" ", pu.normalize_text(text)).split())
+
+
+def read_clips(path: str) -> List[Tuple[str, str, str]]:
+    """(uid, rel_path, wav) rows of a clips TSV.
+
+    Raises:
+        ValueError: A row without three fields or with an empty wav path.
+    """
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            parts = line.rstrip("\n").split("\t")
+            if len(parts) != 3 or not parts[2]:
+                raise ValueError(
+                    f"{path}:{lineno}: expected '<uid>\\t<rel_path>\\t<wav>' with a "
+                    f"wav path (extract the audio first), got {line.strip()!r}"
+                )
+            rows.append((parts[0], parts[1], parts[2]))
+    return rows
+
+
+def load_model(
+    asr_model: str,
+    cache_dir: Optional[str] = None,
+    device: str = "cpu",
+    beam_size: int = 10,
+    ctc_weight: float = 0.3,
+    maxlenratio: float = 0.0,
+):
+    """Unpack a packed zip / zoo name and build :class:`AVSpeech2Text`.
+
+    ``beam_size``, ``ctc_weight`` and ``maxlenratio`` (0: ESPnet's default,
+    up to one token per encoder frame) are ``Speech2Text``'s options.
+
+    Raises:
+        ValueError: The model needs video input (it cannot label audio).
+    """
+    from espnet_model_zoo.downloader import ModelDownloader
+
+    from espnet_msrs.bin.avsr_inference import AVSpeech2Text
+
+    if Path(asr_model).exists():
+        from espnet_msrs.utils.safe_extract import check_archive
+
+        check_archive(asr_model)
+    kwargs = ModelDownloader(cache_dir).download_and_unpack(asr_model, quiet=True)
+    model = AVSpeech2Text(
+        **kwargs,
+        device=device,
+        beam_size=beam_size,
+        ctc_weight=ctc_weight,
+        maxlenratio=maxlenratio,
+        nbest=1,
+    )
+    train_args = model.speech2text.asr_train_args
+    modality = (getattr(train_args, "frontend_conf", None) or {}).get("modality")
+    if modality in ("video", "av"):
+        raise ValueError(
+            f"--asr_model {asr_model}: the model is a {modality} model "
+            f"(frontend_conf.modality={modality}); automatic labels need an "
+            f"audio-only ASR model"
+        )
+    return model
+
+
+def _read_shard(path: Path) -> Dict[str, List[str]]:
+    done: Dict[str, List[str]] = {}
+    if path.is_file():
+        with open(path, newline="", encoding="utf-8") as f:
+            for row in csv.reader(f):
+                if len(row) == 5:  # uid + the four label columns
+                    done[row[0]] = row[1:]
+    return done
+
+
+def _worker(args) -> int:
+    """Decode one shard; returns the number of clips decoded now."""
+    rows, shard, opts = args
+    import soundfile
+
+    shard = Path(shard)
+    done = _read_shard(shard)
+    todo = [r for r in rows if r[0] not in done]
+    if not todo:
+        return 0
+    model = load_model(**opts)
+    start = last = time.monotonic()
+    with open(shard, "a", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        for i, (uid, rel, wav) in enumerate(todo, 1):
+            audio, rate = soundfile.read(wav, dtype="float32")
+            if rate != pu.SAMPLE_RATE:
+                raise ValueError(
+                    f"{wav}: sample rate {rate}, expected {pu.SAMPLE_RATE}"
+                )
+            if audio.ndim > 1:
+                audio = audio.mean(axis=1)
+            nbest = model(speech=audio, uid=uid)
+            text = normalize_hypothesis(nbest[0][0]) if nbest else ""
+            length = math.ceil(len(audio) / (pu.SAMPLE_RATE // pu.FPS))
+            writer.writerow([uid, "vox2", rel, str(length), text])
+            f.flush()
+            now = time.monotonic()
+            if now - last > 10.0 or i == len(todo):
+                rate_ = i / max(now - start, 1e-9)
+                logger.info(
+                    "progress shard=%s done=%d/%d rate=%.2f clips/s eta=%.0fs",
+                    shard.name,
+                    i,
+                    len(todo),
+                    rate_,
+                    (len(todo) - i) / rate_,
+                )
+                last = now
+    return len(todo)
+
+
+def transcribe(
+    clips: Sequence[Tuple[str, str, str]],
+    out_csv: Path,
+    opts: dict,
+    nj: int = 1,
+) -> Dict[str, str]:
+    """Label ``clips`` into ``out_csv``; returns uid -> text.
+
+    Args:
+        clips: (uid, rel_path, wav) rows.
+        out_csv: The labels CSV written (with header).
+        opts: :func:`load_model` keyword arguments.
+        nj: Processes (each loads the model).
+    """
+    out_csv = Path(out_csv)
+    out_csv.parent.mkdir(parents=True, exist_ok=True)
+    nj = max(1, min(nj, len(clips)))
+    shards = [out_csv.with_name(f"{out_csv.name}.{k}") for k in range(nj)]
+    jobs = [(list(clips[k::nj]), str(shards[k]), opts) for k in range(nj)]
+    if nj == 1:
+        decoded = [_worker(jobs[0])]
+    else:
+        ctx = multiprocessing.get_context("fork" if hasattr(os, "fork") else "spawn")
+        with ctx.Pool(nj) as pool:
+            decoded = pool.map(_worker, jobs)
+    logger.info("decoded now=%d (the rest was in the shards)", sum(decoded))
+    rows: Dict[str, List[str]] = {}
+    for shard in shards:
+        rows.update(_read_shard(shard))
+    wanted = {uid for uid, _, _ in clips}
+    lines = ["dataset,rel_path,length,text\n"]
+    for uid in sorted(rows):
+        if uid in wanted:
+            dataset, rel, length, text = rows[uid]
+            lines.append(f"{dataset},{rel},{length},{text}\n")
+    pu.write_if_changed(out_csv, "".join(lines))
+    return {uid: rows[uid][3] for uid in rows if uid in wanted}
+
+
+def get_parser() -> argparse.ArgumentParser:
+    """Command-line parser."""
+    parser = argparse.ArgumentParser(
+        description="Automatic transcripts with a pretrained ESPnet ASR model",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--clips", required=True, help="<uid>\\t<rel_path>\\t<wav> TSV")
+    parser.add_argument("--out_csv", required=True, help="Labels CSV written")
+    parser.add_argument(
+        "--asr_model", required=True, help="Packed model zip or ESPnet model-zoo name"
+    )
+    parser.add_argument("--model_cache_dir", default=None, help="Unpack here")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--beam_size", type=int, default=10)
+    parser.add_argument("--ctc_weight", type=float, default=0.3)
+    parser.add_argument("--maxlenratio", type=float, default=0.0)
+    parser.add_argument("--nj", type=int, default=1)
+    parser.add_argument("--log_level", default="INFO")
+    return parser
+
+
+def main(cmd: Optional[Sequence[str]] = None) -> int:
+    """Run the transcription; returns the exit status."""
+    args = get_parser().parse_args(cmd)
+    pu.setup_logging(args.log_level)
+    clips = read_clips(args.clips)
+    if not clips:
+        logger.info("Nothing to transcribe in %s", args.clips)
+        return 0
+    opts = dict(
+        asr_model=args.asr_model,
+        cache_dir=args.model_cache_dir,
+        device=args.device,
+        beam_size=args.beam_size,
+        ctc_weight=args.ctc_weight,
+        maxlenratio=args.maxlenratio,
+    )
+    logger.info(
+        "Transcribing clips=%d with asr_model=%s nj=%d -> %s",
+        len(clips),
+        args.asr_model,
+        args.nj,
+        args.out_csv,
+    )
+    texts = transcribe(clips, Path(args.out_csv), opts, nj=args.nj)
+    empty = sum(1 for t in texts.values() if not t)
+    logger.info("Wrote %s labels=%d empty=%d", args.out_csv, len(texts), empty)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
