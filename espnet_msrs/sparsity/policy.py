@@ -419,6 +419,14 @@ class FixedMaskHooks:
             masks_sparsity(self.masks),
         )
 
+    def _keep_on(self, name: str, device: torch.device) -> torch.Tensor:
+        """The keep-mask (m* = 1) of ``name`` on ``device`` (cached)."""
+        keep = self.masks[name]
+        if keep.device != device:
+            keep = keep.to(device)
+            self.masks[name] = keep
+        return keep
+
     def _pruned_on(self, name: str, device: torch.device) -> torch.Tensor:
         """``~mask`` of ``name`` on ``device`` (follows ``model.to(device)``)."""
         pruned = self._pruned[name]
@@ -429,7 +437,9 @@ class FixedMaskHooks:
 
     def _grad_hook(self, name: str) -> Any:
         def hook(grad: torch.Tensor) -> torch.Tensor:
-            return grad.masked_fill(self._pruned_on(name, grad.device), 0.0)
+            # A multiply by the bool keep-mask is ~10x cheaper than masked_fill
+            # on CPU; pruned entries become ±0.0 (== 0.0).
+            return grad.mul(self._keep_on(name, grad.device))
 
         return hook
 
@@ -470,7 +480,7 @@ class FixedMaskHooks:
             with torch.no_grad():
                 for name in names:
                     param = self.params[name]
-                    param.masked_fill_(self._pruned_on(name, param.device), 0.0)
+                    param.mul_(self._keep_on(name, param.device))
 
         self._handles.append(optimizer.register_step_post_hook(post_hook))
 

@@ -1,0 +1,1124 @@
+#!/usr/bin/env python3
+"""Training-step benchmark: dense vs LR-SMS vs MSRS vs LayerScale, in one run.
+
+Builds the same ESPnet ASR model (espnet2 ``ESPnetASRModel``: our Conformer
+encoder and Transformer decoder, CTC weight 0.1, label smoothing 0.1) in
+several variants and measures, interleaved round-robin in one process:
+
+* training-step time (forward, backward, gradient clipping at 5.0, AdamW
+  step(s), ``zero_grad``): median, quartiles and minimum over ``--repeats``
+  rounds after ``--warmup`` rounds; every round visits every variant, each
+  round starting one variant later, so slow phases of a shared machine hit
+  all variants alike;
+* peak memory of a training step (see *Memory* below);
+* parameter counts (θ; MSRS mask logits φ; non-zero weights);
+* FLOPs of the linear layers (every ``nn.Linear``/``nn.Conv{1,2,3}d``,
+  factors of low-rank layers included), counted from the layer shapes and the
+  activation shapes of one forward pass, plus the attention matmuls
+  (``QKᵀ``, ``PVᵀ`` and the relative-position term); a training step is
+  counted as 3× the forward matmul FLOPs.
+
+Variants (``--variants``, default all):
+
+======================== ====================================================
+``dense``                baseline (every linear dense)
+``lr_all_a025``          LR-SMS Table I: MHSA & FFN low rank, α = 0.25
+``lr_all_a012``          LR-SMS Table I: MHSA & FFN low rank, α = 0.12
+``lr_mhsa_a012``         LR-SMS Table I: MHSA only, α = 0.12
+``lr_ffn_a025``          LR-SMS Table I: FFN only, α = 0.25
+``lr_sms_m010-020_f020-040``  LR-SMS Table II: MHSA [0.1, 0.2], FFN [0.2, 0.4]
+``lr_sms_m010-020_f020-050``  LR-SMS Table II: MHSA [0.1, 0.2], FFN [0.2, 0.5]
+``msrs_search``          MSRS mask search: every Linear/Conv weight masked
+                         (eq. 3-6), loss + λΣφ (eq. 7) with the
+                         :class:`MaskSearchController`, two AdamW optimizers
+``msrs_sparse``          MSRS sparse retraining: dense layers +
+                         :class:`FixedMaskHooks` (mode ``sparse``) with a
+                         magnitude mask of ``--sparsity`` (default 40 %)
+``layerscale``           LayerScale on every residual branch
+======================== ====================================================
+
+Model (defaults): 768 wide, 12 heads, FFN 3072, vocabulary 5000, the ASR
+config of LR-SMS (macaron Conformer with relative positions, kernel 31,
+swish, ``input_layer: linear``) but with **2 encoder blocks and 1 decoder
+block** (instead of 12 and 6) and batches of **8 × 150 frames** (6 s at
+25 fps; 1200 frames per step, half of the papers' 2400 per GPU) of 512-dim
+features, i.e. the output of the papers' ResNet front end, which is not part
+of the benchmark, and 8 × 30 tokens.  Fewer blocks keep the default run within
+10 minutes on a 2-core CPU.  To keep the rank schedules of Table II
+meaningful with fewer blocks, a schedule ``[α_i, α_f]`` of the full-depth
+model (``--full_encoder_blocks 12``, ``--full_decoder_blocks 6``) is shifted
+so that the kept blocks have the ranks of evenly spaced blocks of the full
+model (:func:`depth_equivalent_alpha`; the mean α, hence the FLOP share, is
+that of the full model).  Parameter counts and the FLOP limit of the
+full-depth model are reported too (built on the meta device).
+
+Memory:
+    ``peak_mb`` = bytes of tensors alive before the step (parameters,
+    buffers, optimizer states, fixed masks) + the peak of bytes allocated and
+    not yet freed during one (untimed) training step.  On CUDA the latter is
+    ``torch.cuda.max_memory_allocated`` minus ``memory_allocated`` at the
+    start of the step; on CPU it is the running sum of the allocation and
+    free events of PyTorch's CPU allocator recorded by
+    ``torch.profiler(profile_memory=True)``.  This is the quantity of
+    ``torch.cuda.max_memory_allocated`` on both devices (tensor bytes, not
+    the process RSS: allocator caching/fragmentation and MKL scratch buffers
+    are excluded, and tracemalloc is not used since it does not see tensor
+    memory).
+
+Initialisation: low-rank variants draw their factors like ``nn.Linear``
+instead of computing the SVD of eq. 1 (:func:`random_lowrank_init`; starting
+values do not change the cost of a step, and the 168 SVDs of the full-depth
+model take minutes on a small CPU).  The SVD cost is measured once per layer
+shape and reported per variant for the full-depth model; ``--svd_init``
+builds with the real initialisation.
+
+Threads: on CPU the benchmark uses **one** intra-op thread unless
+``--threads`` says otherwise.  On a machine shared with other jobs, OpenMP
+barriers with more threads than free cores made steps up to 10× slower and
+erratic (a 64-wide model's step went from 0.02 s to 1-3 s); with one thread
+every variant is slowed alike and the ratios are stable.  On a dedicated
+machine pass ``--threads`` = the number of cores.
+
+What limits the ratios: the per-step work that does not shrink with the
+FLOPs of the linear layers (dropout, the depthwise convolution, norms,
+softmax, CTC, the optimizer) caps the LR-SMS speed-up below its FLOP limit;
+the per-parameter work of MSRS (mask product and its gradients, φ's
+optimizer, the penalty and the mask statistics; fixed-mask hooks in sparse
+retraining) is independent of the batch, so its share shrinks as the frames
+per step grow (the papers train with 1600-2400 frames per GPU; the default
+here is 1200).
+
+The MSRS variants use the library calls of ``install_msrs`` /
+``build_msrs_optimizers`` (:func:`apply_masks` with ``include: ['.*']``,
+:class:`MaskSearchController`, :class:`FixedMaskHooks` and
+``attach_optimizer``; θ clipped and stepped by one AdamW with weight decay,
+φ by another without) without importing ``espnet2.tasks`` (10-30 s).
+
+Usage::
+
+    python -m espnet_msrs.bin.benchmark                 # defaults, CPU
+    python bench/benchmark.py --device cuda --out exp/benchmark/gpu.json
+    python -m espnet_msrs.bin.benchmark --tiny          # seconds; smoke test
+
+Prints a table and a "against the limit" summary, writes everything
+(including every sample) as JSON (``--out``).
+"""
+
+import argparse
+import contextlib
+import dataclasses
+import datetime
+import gc
+import json
+import logging
+import math
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from unittest import mock
+
+os.environ.setdefault("KINETO_LOG_LEVEL", "5")  # silence kineto's "no GPU" line
+
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+Alpha = Union[float, List[float]]
+
+#: Variant name -> specification (``kind`` and its options, paper row).
+VARIANTS: Dict[str, Dict[str, Any]] = {
+    "dense": {"kind": "dense", "paper": "dense baseline"},
+    "lr_all_a025": {"kind": "lowrank", "mhsa": 0.25, "ffn": 0.25,
+                    "paper": "LR-SMS Table I: MHSA&FFN alpha=0.25"},
+    "lr_all_a012": {"kind": "lowrank", "mhsa": 0.12, "ffn": 0.12,
+                    "paper": "LR-SMS Table I: MHSA&FFN alpha=0.12"},
+    "lr_mhsa_a012": {"kind": "lowrank", "mhsa": 0.12, "ffn": None,
+                     "paper": "LR-SMS Table I: MHSA only alpha=0.12"},
+    "lr_ffn_a025": {"kind": "lowrank", "mhsa": None, "ffn": 0.25,
+                    "paper": "LR-SMS Table I: FFN only alpha=0.25"},
+    "lr_sms_m010-020_f020-040": {
+        "kind": "lowrank", "mhsa": [0.1, 0.2], "ffn": [0.2, 0.4],
+        "paper": "LR-SMS Table II: MHSA [0.1,0.2] FFN [0.2,0.4]"},
+    "lr_sms_m010-020_f020-050": {
+        "kind": "lowrank", "mhsa": [0.1, 0.2], "ffn": [0.2, 0.5],
+        "paper": "LR-SMS Table II: MHSA [0.1,0.2] FFN [0.2,0.5]"},
+    "msrs_search": {"kind": "msrs_search",
+                    "paper": "MSRS mask search (Alg. 1, first loop)"},
+    "msrs_sparse": {"kind": "msrs_sparse",
+                    "paper": "MSRS sparse retraining (Alg. 1, second loop)"},
+    "layerscale": {"kind": "layerscale", "paper": "LayerScale (MSRS Table 1)"},
+}
+
+#: The goals of issue 7 (ratios measured in one run).
+GOALS = {
+    "lr_sms_speedup": ("lr_sms_m010-020_f020-040", 1.5),
+    "lr_sms_flop_efficiency": ("lr_sms_m010-020_f020-040", 0.85),
+    "lr_sms_memory_ratio": ("lr_sms_m010-020_f020-040", 0.8),
+    "msrs_search_step_ratio": ("msrs_search", 1.15),
+    "msrs_sparse_step_ratio": ("msrs_sparse", 1.05),
+}
+
+_MIB = 2.0**20
+#: Profiler op names of the matmuls whose FLOPs are counted (the pointwise
+#: convolutions run as mkldnn convolutions).
+_MATMUL_OPS = frozenset({"aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm",
+                         "aten::mkldnn_convolution"})
+
+
+@dataclasses.dataclass
+class BenchConfig:
+    """Model, batch and measurement settings (see ``--help``)."""
+
+    output_size: int = 768
+    attention_heads: int = 12
+    linear_units: int = 3072
+    encoder_blocks: int = 2
+    decoder_blocks: int = 1
+    full_encoder_blocks: int = 12
+    full_decoder_blocks: int = 6
+    input_size: int = 512
+    vocab_size: int = 5000
+    batch_size: int = 8
+    frames: int = 150
+    tokens: int = 30
+    warmup: int = 1
+    repeats: int = 5
+    sparsity: float = 0.4
+    adamw_impl: str = "fused"
+    device: str = "cpu"
+    threads: Optional[int] = None
+    seed: int = 0
+    memory: bool = True
+    svd_init: bool = False
+
+    @classmethod
+    def tiny(cls, **overrides: Any) -> "BenchConfig":
+        """Seconds-long smoke-test configuration (64 wide, 1 block each)."""
+        conf = dict(output_size=64, attention_heads=4, linear_units=256,
+                    encoder_blocks=1, decoder_blocks=1, full_encoder_blocks=2,
+                    full_decoder_blocks=2, input_size=32, vocab_size=50,
+                    batch_size=2, frames=20, tokens=5, warmup=1, repeats=2)
+        conf.update(overrides)
+        return cls(**conf)
+
+
+# --------------------------------------------------------------------- model
+def depth_equivalent_alpha(alpha: Optional[Alpha], full_blocks: int,
+                           kept_blocks: int) -> Optional[Alpha]:
+    """Rank schedule for a model of ``kept_blocks`` standing in for ``full_blocks``.
+
+    LR-SMS eq. 2 gives block ``b`` of ``B`` blocks ``α_b = α_i + b·Δ/B``
+    (``Δ = α_f − α_i``).  The ``k`` kept blocks stand for the evenly spaced
+    (fractional) blocks ``b_j = (j + ½)·B/k − ½`` of the full model (segment
+    centres); with eq. 2 on ``k`` blocks this is the shifted schedule
+    ``[α_i + s, α_f + s]`` with ``s = Δ·(B/k − 1)/(2B)``.  The mean α of the
+    kept blocks then equals the mean over the full model.
+
+    Args:
+        alpha: α, ``[α_i, α_f]`` or None (group not factorised).
+        full_blocks: B of the full-depth model.
+        kept_blocks: k, blocks actually built.
+
+    Returns:
+        The schedule to pass to the k-block model (a uniform α unchanged).
+    """
+    if alpha is None or not isinstance(alpha, (list, tuple)):
+        return alpha
+    alpha_i, alpha_f = float(alpha[0]), float(alpha[1])
+    if kept_blocks >= full_blocks:
+        return [alpha_i, alpha_f]
+    shift = (alpha_f - alpha_i) * (full_blocks / kept_blocks - 1.0) / (2.0 * full_blocks)
+    return [alpha_i + shift, alpha_f + shift]
+
+
+def _linear_options(spec: Dict[str, Any], full_blocks: int, kept_blocks: int
+                    ) -> Dict[str, Any]:
+    if spec["kind"] == "lowrank":
+        options: Dict[str, Any] = {}
+        for group in ("mhsa", "ffn"):
+            alpha = depth_equivalent_alpha(spec[group], full_blocks, kept_blocks)
+            if alpha is not None:
+                options[f"{group}_linear"] = "lowrank"
+                options[f"{group}_alpha"] = alpha
+        return options
+    if spec["kind"] == "layerscale":
+        return {"layer_scale": True}
+    return {}
+
+
+def build_model(spec: Dict[str, Any], conf: BenchConfig, full_depth: bool = False
+                ) -> nn.Module:
+    """The variant's ``ESPnetASRModel`` (dense init drawn from ``conf.seed``).
+
+    Args:
+        spec: An entry of :data:`VARIANTS`.
+        conf: Benchmark configuration.
+        full_depth: Build ``full_*_blocks`` blocks with the paper schedule
+            (used on the meta device for parameter counts).
+
+    Returns:
+        The model on the current default device (MSRS masks not yet applied).
+    """
+    from espnet2.asr.ctc import CTC
+    from espnet2.asr.espnet_model import ESPnetASRModel
+
+    from espnet_msrs.asr.decoder.transformer_decoder import MSRSTransformerDecoder
+    from espnet_msrs.asr.encoder.conformer_encoder import MSRSConformerEncoder
+
+    enc_blocks = conf.full_encoder_blocks if full_depth else conf.encoder_blocks
+    dec_blocks = conf.full_decoder_blocks if full_depth else conf.decoder_blocks
+    torch.manual_seed(conf.seed)
+    encoder = MSRSConformerEncoder(
+        conf.input_size,
+        output_size=conf.output_size,
+        attention_heads=conf.attention_heads,
+        linear_units=conf.linear_units,
+        num_blocks=enc_blocks,
+        dropout_rate=0.1,
+        positional_dropout_rate=0.1,
+        attention_dropout_rate=0.1,
+        input_layer="linear",
+        normalize_before=True,
+        macaron_style=True,
+        rel_pos_type="latest",
+        pos_enc_layer_type="rel_pos",
+        selfattention_layer_type="rel_selfattn",
+        activation_type="swish",
+        use_cnn_module=True,
+        cnn_module_kernel=31,
+        **_linear_options(spec, conf.full_encoder_blocks, enc_blocks),
+    )
+    decoder = MSRSTransformerDecoder(
+        conf.vocab_size,
+        conf.output_size,
+        attention_heads=conf.attention_heads,
+        linear_units=conf.linear_units,
+        num_blocks=dec_blocks,
+        dropout_rate=0.1,
+        positional_dropout_rate=0.1,
+        self_attention_dropout_rate=0.1,
+        src_attention_dropout_rate=0.1,
+        **_linear_options(spec, conf.full_decoder_blocks, dec_blocks),
+    )
+    ctc = CTC(conf.vocab_size, conf.output_size)
+    token_list = (["<blank>"] + [f"tok{i}" for i in range(conf.vocab_size - 2)]
+                  + ["<sos/eos>"])
+    return ESPnetASRModel(
+        vocab_size=conf.vocab_size,
+        token_list=token_list,
+        frontend=None,
+        specaug=None,
+        normalize=None,
+        preencoder=None,
+        encoder=encoder,
+        postencoder=None,
+        decoder=decoder,
+        ctc=ctc,
+        joint_network=None,
+        ctc_weight=0.1,
+        lsm_weight=0.1,
+        length_normalized_loss=False,
+        report_cer=False,
+        report_wer=False,
+    )
+
+
+@contextlib.contextmanager
+def random_lowrank_init() -> Iterator[None]:
+    """Within the block, :class:`LowRankLinear` skips the SVD of eq. 1.
+
+    Its factors are drawn like the weights of the two ``nn.Linear`` that hold
+    them (the bias is still copied).  Starting values do not change the cost
+    of a training step, and the SVDs of a 768-wide model take minutes on a
+    small CPU (their cost is measured separately, see :func:`svd_init_cost`);
+    ``--svd_init`` builds with the real initialisation instead.
+    """
+    from espnet_msrs.lowrank.lowrank_linear import LowRankLinear
+
+    def draw(self: LowRankLinear, weight: torch.Tensor,
+             bias: Optional[torch.Tensor] = None) -> None:
+        if weight.is_meta or self.lowrank_u.weight.is_meta:
+            return
+        with torch.no_grad():
+            self.lowrank_v.reset_parameters()
+            self.lowrank_u.reset_parameters()
+            if bias is not None:
+                self.lowrank_u.bias.copy_(bias.detach())
+
+    with mock.patch.object(LowRankLinear, "svd_init_", draw):
+        yield
+
+
+def svd_init_cost(conf: BenchConfig) -> Dict[str, float]:
+    """Seconds of one SVD initialisation (eq. 1) per distinct layer shape.
+
+    Returns:
+        ``"<m>x<n>"`` -> seconds of ``LowRankLinear.from_linear`` (rank
+        ``min(m, n)/4``; the SVD is computed in full whatever the rank).
+    """
+    from espnet_msrs.lowrank.lowrank_linear import LowRankLinear
+
+    d, u = conf.output_size, conf.linear_units
+    LowRankLinear.from_linear(nn.Linear(8, 8), 2)  # first-call costs (LAPACK load)
+    out = {}
+    for m, n in ((d, d), (u, d), (d, u)):
+        dense = nn.Linear(n, m)
+        t0 = time.perf_counter()
+        LowRankLinear.from_linear(dense, max(1, min(m, n) // 4))
+        out[f"{m}x{n}"] = time.perf_counter() - t0
+    return out
+
+
+def magnitude_masks(model: nn.Module, sparsity: float) -> Dict[str, torch.Tensor]:
+    """Keep the ``1 − sparsity`` largest-|θ| entries of every Linear/Conv weight.
+
+    Stands in for a mask found by the search (retraining speed does not
+    depend on the pattern: the kernels are dense).
+
+    Returns:
+        Weight name -> bool mask (True = kept).
+    """
+    from espnet_msrs.sparsity.policy import MASKED_CLASSES
+
+    masks = {}
+    for name, module in model.named_modules():
+        if type(module) not in MASKED_CLASSES:
+            continue
+        weight = module.weight.detach()
+        k = int(sparsity * weight.numel())
+        if k == 0:
+            masks[f"{name}.weight"] = torch.ones_like(weight, dtype=torch.bool)
+            continue
+        threshold = weight.abs().flatten().kthvalue(k).values
+        masks[f"{name}.weight"] = weight.abs() > threshold
+    return masks
+
+
+def _adamw(params: List[nn.Parameter], weight_decay: float, impl: str
+           ) -> torch.optim.Optimizer:
+    flags = {"fused": {"fused": True}, "foreach": {"foreach": True},
+             "forloop": {"foreach": False}, "default": {}}[impl]
+    return torch.optim.AdamW(params, lr=1e-3, betas=(0.9, 0.98),
+                             weight_decay=weight_decay, **flags)
+
+
+@dataclasses.dataclass
+class Variant:
+    """A built variant: model, its optimizers and what the step needs."""
+
+    name: str
+    spec: Dict[str, Any]
+    model: nn.Module
+    optimizers: List[torch.optim.Optimizer]
+    clip_groups: List[List[nn.Parameter]]
+    extra_tensors: List[torch.Tensor]
+    hooks: Any = None
+
+
+def build_variant(name: str, conf: BenchConfig, device: torch.device) -> Variant:
+    """Build a variant on ``device`` with its MSRS machinery and optimizers."""
+    from espnet_msrs.sparsity.controller import MaskSearchController
+    from espnet_msrs.sparsity.policy import FixedMaskHooks, apply_masks
+
+    spec = VARIANTS[name]
+    if spec["kind"] == "lowrank" and not conf.svd_init:
+        with random_lowrank_init():
+            model = build_model(spec, conf)
+    else:
+        model = build_model(spec, conf)
+    if spec["kind"] == "msrs_search":
+        apply_masks(model, include=[".*"])
+    model.to(device)
+    model.train()
+    hooks = None
+    extra: List[torch.Tensor] = []
+    if spec["kind"] == "msrs_search":
+        controller = MaskSearchController(mask_penalty=2e-10, epsilon=0.01,
+                                          min_search_epochs=2).attach(model)
+        if hasattr(controller, "start"):
+            controller.start()
+    named = list(model.named_parameters())
+    phi = [p for n, p in named if n.endswith("mask_logits")]
+    theta = [p for n, p in named if not n.endswith("mask_logits")]
+    optimizers = [_adamw(theta, 0.03, conf.adamw_impl)]
+    clip_groups = [theta]
+    if phi:
+        optimizers.append(_adamw(phi, 0.0, conf.adamw_impl))
+        clip_groups.append(phi)
+    if spec["kind"] == "msrs_sparse":
+        hooks = FixedMaskHooks(model, magnitude_masks(model, conf.sparsity), "sparse")
+        hooks.attach_optimizer(optimizers[0])
+        extra = list(hooks.masks.values()) + list(getattr(hooks, "_pruned", {}).values())
+    return Variant(name, spec, model, optimizers, clip_groups, extra, hooks)
+
+
+def make_batch(conf: BenchConfig, device: torch.device) -> Dict[str, torch.Tensor]:
+    """Random features (B, T, input_size) and token sequences (B, L)."""
+    gen = torch.Generator().manual_seed(conf.seed + 1)
+    batch = {
+        "speech": torch.randn(conf.batch_size, conf.frames, conf.input_size,
+                              generator=gen),
+        "speech_lengths": torch.full((conf.batch_size,), conf.frames,
+                                     dtype=torch.long),
+        "text": torch.randint(1, conf.vocab_size - 1, (conf.batch_size, conf.tokens),
+                              generator=gen),
+        "text_lengths": torch.full((conf.batch_size,), conf.tokens, dtype=torch.long),
+    }
+    return {k: v.to(device) for k, v in batch.items()}
+
+
+# ------------------------------------------------------------------ counting
+def parameter_counts(variant: Variant) -> Dict[str, int]:
+    """θ (everything but φ), φ, and non-zero θ of the prunable weights."""
+    from espnet_msrs.sparsity.policy import MASKED_CLASSES, binary_masks
+
+    named = dict(variant.model.named_parameters())
+    phi = sum(p.numel() for n, p in named.items() if n.endswith("mask_logits"))
+    theta = sum(p.numel() for n, p in named.items() if not n.endswith("mask_logits"))
+    masks = binary_masks(variant.model)
+    if masks:
+        zeros = sum(int((~m).sum()) for m in masks.values())
+    else:
+        zeros = sum(
+            int((m.weight == 0).sum())
+            for m in variant.model.modules() if type(m) in MASKED_CLASSES
+        )
+    return {"theta": int(theta), "mask_logits": int(phi),
+            "nonzero_theta": int(theta - zeros)}
+
+
+def _role(name: str) -> str:
+    """Module name with block indices replaced by ``*`` (same role, any depth)."""
+    return re.sub(r"\.(encoders|decoders)\.\d+\.", r".\1.*.", name)
+
+
+def _linear_flops(module: nn.Module, out: torch.Tensor) -> Tuple[int, int]:
+    """(FLOPs, rows) of one Linear/Conv call (multiply-add = 2 FLOPs)."""
+    if isinstance(module, nn.Linear):
+        rows = out.numel() // module.out_features
+        return 2 * rows * module.in_features * module.out_features, rows
+    kernel = math.prod(module.kernel_size)
+    per_out = module.in_channels // module.groups * kernel
+    return 2 * out.numel() * per_out, out.numel() // module.out_channels
+
+
+def _attention_flops(module: nn.Module, args: Tuple) -> int:
+    """Matmul FLOPs of ESPnet's (rel-pos) multi-head attention core."""
+    query, key = args[0], args[1]
+    batch, time1 = query.shape[0], query.shape[1]
+    time2 = key.shape[1]
+    dim = module.h * module.d_k
+    flops = 2 * 2 * batch * time1 * time2 * dim  # QKᵀ and attn·V
+    if hasattr(module, "linear_pos") and len(args) > 3:
+        positions = args[3].shape[1]
+        flops += 2 * batch * time1 * positions * dim  # (q + v_bias)·Pᵀ
+    return flops
+
+
+def count_flops(variant: Variant, batch: Dict[str, torch.Tensor]) -> Dict[str, Any]:
+    """Forward FLOPs of one batch, by role, from a hooked no-grad forward.
+
+    Returns:
+        ``{"linear", "attention", "total", "nonzero_linear", "roles"}``;
+        ``roles`` maps a role (:func:`_role`) to ``{"rows", "flops_per_call",
+        "kind"}`` for the full-depth estimate.
+    """
+    from espnet.nets.pytorch_backend.transformer.attention import MultiHeadedAttention
+
+    totals = {"linear": 0, "attention": 0, "nonzero_linear": 0.0}
+    roles: Dict[str, Dict[str, Any]] = {}
+    handles = []
+
+    def linear_hook(name: str) -> Callable:
+        def hook(module: nn.Module, args: Tuple, out: torch.Tensor) -> None:
+            flops, rows = _linear_flops(module, out)
+            if hasattr(module, "binary_mask"):
+                density = float(module.binary_mask().float().mean())
+            else:
+                density = float((module.weight != 0).float().mean())
+            totals["linear"] += flops
+            totals["nonzero_linear"] += flops * density
+            kind = "linear" if isinstance(module, nn.Linear) else "conv"
+            roles[_role(name)] = {"rows": rows, "flops_per_call": flops, "kind": kind}
+        return hook
+
+    def attention_hook(name: str) -> Callable:
+        def hook(module: nn.Module, args: Tuple, out: Any) -> None:
+            flops = _attention_flops(module, args)
+            totals["attention"] += flops
+            roles[_role(name) + ".<matmul>"] = {"rows": 0, "flops_per_call": flops,
+                                                "kind": "attention"}
+        return hook
+
+    for name, module in variant.model.named_modules():
+        if isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+            handles.append(module.register_forward_hook(linear_hook(name)))
+        elif isinstance(module, MultiHeadedAttention):
+            handles.append(module.register_forward_hook(attention_hook(name)))
+    try:
+        with torch.no_grad():
+            variant.model(**batch)
+    finally:
+        for handle in handles:
+            handle.remove()
+    total = totals["linear"] + totals["attention"]
+    return {"linear": int(totals["linear"]), "attention": int(totals["attention"]),
+            "total": int(total), "nonzero_linear": int(totals["nonzero_linear"]),
+            "train_total": int(3 * total), "roles": roles}
+
+
+def full_depth_counts(name: str, conf: BenchConfig, roles: Dict[str, Dict]
+                      ) -> Dict[str, int]:
+    """Parameters and forward FLOPs of the full-depth model (meta device).
+
+    FLOPs reuse the rows (tokens) of each role measured on the benchmark
+    model; linear layers are recounted from their full-depth shapes (ranks
+    follow the paper schedule over the full depth).
+    """
+    from espnet.nets.pytorch_backend.transformer.attention import MultiHeadedAttention
+
+    spec = VARIANTS[name]
+    with torch.device("meta"):
+        model = build_model(spec, conf, full_depth=True)
+    theta = sum(p.numel() for p in model.parameters())
+    linear = attention = 0
+    for mod_name, module in model.named_modules():
+        role = _role(mod_name)
+        if isinstance(module, nn.Linear) and role in roles:
+            linear += 2 * roles[role]["rows"] * module.in_features * module.out_features
+        elif isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d)) and role in roles:
+            linear += roles[role]["flops_per_call"]
+        elif isinstance(module, MultiHeadedAttention) and role + ".<matmul>" in roles:
+            attention += roles[role + ".<matmul>"]["flops_per_call"]
+    from espnet_msrs.lowrank.lowrank_linear import LowRankLinear
+
+    shapes: Dict[str, int] = {}
+    for module in model.modules():
+        if isinstance(module, LowRankLinear):
+            key = f"{module.out_features}x{module.in_features}"
+            shapes[key] = shapes.get(key, 0) + 1
+    mask_logits = 0
+    if spec["kind"] == "msrs_search":
+        from espnet_msrs.sparsity.policy import MASKED_CLASSES
+
+        mask_logits = sum(m.weight.numel() for m in model.modules()
+                          if type(m) in MASKED_CLASSES)
+    return {"theta": int(theta), "mask_logits": int(mask_logits),
+            "linear_flops": int(linear), "attention_flops": int(attention),
+            "total_flops": int(linear + attention), "lowrank_shapes": shapes}
+
+
+# ------------------------------------------------------------------- running
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def train_step(variant: Variant, batch: Dict[str, torch.Tensor],
+               device: torch.device) -> Dict[str, float]:
+    """One training step.
+
+    Returns:
+        Wall time of its phases (``forward``, ``backward``, ``optimizer``:
+        clipping, steps and ``zero_grad``) and of the whole ``step``, and the
+        process CPU time of the step (``step_cpu``), in seconds.
+    """
+    _sync(device)
+    c0 = time.process_time()
+    t0 = time.perf_counter()
+    loss, _, _ = variant.model(**batch)
+    _sync(device)
+    t1 = time.perf_counter()
+    loss.backward()
+    _sync(device)
+    t2 = time.perf_counter()
+    for group in variant.clip_groups:
+        torch.nn.utils.clip_grad_norm_(group, max_norm=5.0)
+    for optimizer in variant.optimizers:
+        optimizer.step()
+    for optimizer in variant.optimizers:
+        optimizer.zero_grad(set_to_none=True)
+    _sync(device)
+    t3 = time.perf_counter()
+    c3 = time.process_time()
+    return {"forward": t1 - t0, "backward": t2 - t1, "optimizer": t3 - t2,
+            "step": t3 - t0, "step_cpu": c3 - c0}
+
+
+def resident_bytes(variant: Variant) -> int:
+    """Bytes of the unique storages of parameters, grads, buffers, optimizer
+    states and fixed masks of a variant."""
+    tensors: List[torch.Tensor] = []
+    for param in variant.model.parameters():
+        tensors.append(param)
+        if param.grad is not None:
+            tensors.append(param.grad)
+    tensors.extend(variant.model.buffers())
+    for optimizer in variant.optimizers:
+        for state in optimizer.state.values():
+            tensors.extend(v for v in state.values() if isinstance(v, torch.Tensor))
+    tensors.extend(variant.extra_tensors)
+    seen = {}
+    for tensor in tensors:
+        storage = tensor.untyped_storage()
+        seen[storage.data_ptr()] = storage.nbytes()
+    return int(sum(seen.values()))
+
+
+def measure_memory(variant: Variant, batch: Dict[str, torch.Tensor],
+                   device: torch.device) -> Dict[str, Any]:
+    """Peak tensor memory of one training step (see the module docstring)."""
+    gc.collect()
+    resident = resident_bytes(variant)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        base = torch.cuda.memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        train_step(variant, batch, device)
+        transient = torch.cuda.max_memory_allocated(device) - base
+        method = "torch.cuda.max_memory_allocated"
+    else:
+        from torch.profiler import ProfilerActivity, profile
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            with profile(activities=[ProfilerActivity.CPU],
+                         profile_memory=True) as prof:
+                train_step(variant, batch, device)
+        events = sorted(
+            (e.start_ns(), e.nbytes())
+            for e in prof.profiler.kineto_results.events()
+            if e.nbytes() != 0 and e.device_type() == torch.autograd.DeviceType.CPU
+        )
+        running = transient = 0
+        for _, nbytes in events:
+            running += nbytes
+            transient = max(transient, running)
+        method = "torch.profiler CPU allocator events"
+        ops = prof.key_averages()
+        total = sum(op.self_cpu_time_total for op in ops)
+        matmul = sum(op.self_cpu_time_total for op in ops if op.key in _MATMUL_OPS)
+        matmul_share = matmul / total if total else None
+    return {"resident_mb": resident / _MIB, "transient_peak_mb": transient / _MIB,
+            "peak_mb": (resident + transient) / _MIB, "method": method,
+            "matmul_time_share": matmul_share if device.type == "cpu" else None}
+
+
+def _summary(samples: Sequence[float]) -> Dict[str, Any]:
+    ordered = sorted(samples)
+    quartiles = (statistics.quantiles(ordered, n=4, method="inclusive")
+                 if len(ordered) > 1 else [ordered[0]] * 3)
+    return {"median": statistics.median(ordered), "p25": quartiles[0],
+            "p75": quartiles[2], "min": ordered[0], "max": ordered[-1],
+            "n": len(ordered), "samples": list(samples)}
+
+
+def machine_info(device: torch.device) -> Dict[str, Any]:
+    """Host, CPU, threads, library versions and the git revision."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    info = {
+        "host": platform.node(),
+        "platform": platform.platform(),
+        "cpu": cpu,
+        "logical_cpus": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "device": str(device),
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+    }
+    try:
+        import espnet
+
+        info["espnet"] = espnet.__version__
+    except Exception:  # pragma: no cover - espnet is a dependency
+        pass
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    try:
+        info["load_average_end"] = list(os.getloadavg())
+    except OSError:  # pragma: no cover
+        pass
+    try:
+        info["git_revision"] = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+            cwd=Path(__file__).resolve().parent, timeout=10,
+        ).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        info["git_revision"] = None
+    return info
+
+
+def run_benchmark(conf: BenchConfig, variants: Sequence[str]) -> Dict[str, Any]:
+    """Build, count, time (round-robin) and measure every variant.
+
+    Returns:
+        The JSON-ready result (``config``, ``machine``, ``variants``,
+        ``against_limit``, ``goals``).
+    """
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        raise ValueError(f"--variants: unknown {unknown}; allowed: {list(VARIANTS)}")
+    if "dense" not in variants:
+        raise ValueError("--variants must include 'dense' (the reference)")
+    device = torch.device(conf.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: CUDA is not available")
+    threads = torch.get_num_threads()
+    if conf.threads:
+        torch.set_num_threads(conf.threads)
+    elif device.type == "cpu":
+        torch.set_num_threads(1)
+    try:
+        return _run(conf, variants, device)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run(conf: BenchConfig, variants: Sequence[str], device: torch.device
+         ) -> Dict[str, Any]:
+    batch = make_batch(conf, device)
+    load_start = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+    svd_costs = {}
+    if any(VARIANTS[v]["kind"] == "lowrank" for v in variants):
+        svd_costs = svd_init_cost(conf)
+        logging.info(f"benchmark: svd_init_seconds={svd_costs}")
+    built: Dict[str, Variant] = {}
+    results: Dict[str, Dict[str, Any]] = {}
+    for name in variants:
+        t0 = time.perf_counter()
+        variant = build_variant(name, conf, device)
+        built[name] = variant
+        flops = count_flops(variant, batch)
+        full = full_depth_counts(name, conf, flops.pop("roles"))
+        full["svd_init_seconds"] = sum(
+            count * svd_costs.get(shape, float("nan"))
+            for shape, count in full["lowrank_shapes"].items()
+        )
+        results[name] = {
+            "kind": variant.spec["kind"],
+            "paper": variant.spec["paper"],
+            "params": parameter_counts(variant),
+            "flops": flops,
+            "full_depth": full,
+            "build_seconds": time.perf_counter() - t0,
+        }
+        plans = {}
+        for sub in ("encoder", "decoder"):
+            plan = getattr(getattr(variant.model, sub), "linear_plan", {})
+            plans[sub] = {k: v["rank"] for k, v in plan.items() if v["type"] == "lowrank"}
+        results[name]["ranks"] = plans
+        logging.info(f"benchmark: built variant={name} "
+                     f"params={results[name]['params']['theta']} "
+                     f"fwd_gflops={flops['total'] / 1e9:.2f} "
+                     f"seconds={results[name]['build_seconds']:.1f}")
+
+    samples: Dict[str, Dict[str, List[float]]] = {
+        n: {"step": [], "step_cpu": [], "forward": [], "backward": [], "optimizer": []}
+        for n in variants
+    }
+    rounds = conf.warmup + conf.repeats
+    t_start = time.perf_counter()
+    for r in range(rounds):
+        order = list(variants[r % len(variants):]) + list(variants[:r % len(variants)])
+        for name in order:
+            gc.collect()
+            times = train_step(built[name], batch, device)
+            if r >= conf.warmup:
+                for key, value in times.items():
+                    samples[name][key].append(value)
+        logging.info(f"benchmark: round={r + 1}/{rounds} warmup={r < conf.warmup} "
+                     f"elapsed={time.perf_counter() - t_start:.0f}s")
+    for name in variants:
+        results[name]["time"] = {k: _summary(v) for k, v in samples[name].items()}
+        if conf.memory:
+            results[name]["memory"] = measure_memory(built[name], batch, device)
+    basis = "cpu" if device.type == "cpu" and torch.get_num_threads() == 1 else "wall"
+    summary = against_limit(results, basis)
+    machine = machine_info(device)
+    machine["load_average_start"] = load_start
+    return {
+        "config": dataclasses.asdict(conf),
+        "timing_basis": basis,
+        "svd_init_seconds_per_layer": svd_costs,
+        "machine": machine,
+        "variants": results,
+        "against_limit": summary,
+        "goals": check_goals(summary),
+    }
+
+
+def _paired(variant: Sequence[float], dense: Sequence[float]) -> Dict[str, float]:
+    """Median and quartiles of the per-round ratios variant / dense."""
+    ratios = [v / d for v, d in zip(variant, dense)]
+    quartiles = (statistics.quantiles(ratios, n=4, method="inclusive")
+                 if len(ratios) > 1 else [ratios[0]] * 3)
+    return {"median": statistics.median(ratios), "p25": quartiles[0],
+            "p75": quartiles[2]}
+
+
+def against_limit(results: Dict[str, Dict[str, Any]], basis: str = "wall"
+                  ) -> Dict[str, Dict[str, Any]]:
+    """Ratios of every variant to ``dense``.
+
+    * ``step_ratio`` = median over the timed rounds of (variant step time /
+      dense step time in the same round), on the ``basis`` clock: ``"cpu"``
+      (process CPU time; used on CPU with one thread, where it does not
+      count the time the process waits for a core on a shared machine) or
+      ``"wall"``; both are also given (``step_ratio_wall``,
+      ``step_ratio_cpu``, with quartiles), and ``speedup`` = 1 / step_ratio;
+    * ``flop_limit`` = dense / variant training FLOPs (the speed-up the FLOP
+      reduction allows), ``flop_efficiency`` = speedup / flop_limit;
+    * ``memory_ratio``, ``param_ratio`` (θ) and the full-depth FLOP limit;
+    * on CPU, ``amdahl_limit``: the speed-up if only the matmul share of the
+      dense step (CPU profiler, :data:`_MATMUL_OPS`) shrank with the FLOPs,
+      and ``amdahl_efficiency`` = speedup / amdahl_limit.
+    """
+    dense = results["dense"]
+    out = {}
+    for name, res in results.items():
+        entry: Dict[str, Any] = {}
+        if "time" in res:
+            for clock, key in (("wall", "step"), ("cpu", "step_cpu")):
+                paired = _paired(res["time"][key]["samples"],
+                                 dense["time"][key]["samples"])
+                entry[f"step_ratio_{clock}"] = paired["median"]
+                entry[f"step_ratio_{clock}_p25"] = paired["p25"]
+                entry[f"step_ratio_{clock}_p75"] = paired["p75"]
+            entry["basis"] = basis
+            entry["step_ratio"] = entry[f"step_ratio_{basis}"]
+            entry["speedup"] = 1.0 / entry["step_ratio"]
+            entry["speedup_from_wall_min"] = (dense["time"]["step"]["min"]
+                                              / res["time"]["step"]["min"])
+        entry["flop_limit"] = dense["flops"]["train_total"] / res["flops"]["train_total"]
+        entry["full_depth_flop_limit"] = (dense["full_depth"]["total_flops"]
+                                          / res["full_depth"]["total_flops"])
+        if "speedup" in entry:
+            entry["flop_efficiency"] = entry["speedup"] / entry["flop_limit"]
+        share = dense.get("memory", {}).get("matmul_time_share")
+        if share:
+            # Amdahl: only the dense step's matmul time shrinks with the FLOPs.
+            entry["amdahl_limit"] = 1.0 / ((1.0 - share) + share / entry["flop_limit"])
+            if "speedup" in entry:
+                entry["amdahl_efficiency"] = entry["speedup"] / entry["amdahl_limit"]
+        entry["param_ratio"] = res["params"]["theta"] / dense["params"]["theta"]
+        entry["full_depth_param_ratio"] = (res["full_depth"]["theta"]
+                                           / dense["full_depth"]["theta"])
+        if "memory" in res and "memory" in dense:
+            entry["memory_ratio"] = res["memory"]["peak_mb"] / dense["memory"]["peak_mb"]
+        out[name] = entry
+    return out
+
+
+def check_goals(summary: Dict[str, Dict[str, Any]]) -> Dict[str, Dict[str, Any]]:
+    """Each goal of issue 7 with the measured value and whether it is met."""
+    keys = {"lr_sms_speedup": "speedup", "lr_sms_flop_efficiency": "flop_efficiency",
+            "lr_sms_memory_ratio": "memory_ratio",
+            "msrs_search_step_ratio": "step_ratio",
+            "msrs_sparse_step_ratio": "step_ratio"}
+    goals = {}
+    for goal, (variant, target) in GOALS.items():
+        value = summary.get(variant, {}).get(keys[goal])
+        if value is None:
+            continue
+        at_least = goal in ("lr_sms_speedup", "lr_sms_flop_efficiency")
+        met = value >= target if at_least else value <= target
+        goals[goal] = {"variant": variant, "value": value,
+                       "target": (">= " if at_least else "<= ") + f"{target}",
+                       "met": bool(met)}
+    return goals
+
+
+# ------------------------------------------------------------------- output
+def format_table(result: Dict[str, Any]) -> str:
+    """Plain-text table of a benchmark result (one row per variant)."""
+    basis = result.get("timing_basis", "wall")
+    header = (f"{'variant':<26} {'params M':>8} {'full M':>7} {'fwd GF':>7} "
+              f"{'FLOP lim':>8} {'wall s med [p25-p75]':>21} {'cpu s':>6} "
+              f"{'ratio [p25-p75]':>17} {'speed-up':>8} {'eff':>5} "
+              f"{'fwd/bwd/opt s':>15} {'peak MB':>8} {'mem':>5}")
+    lines = [f"ratio: median over rounds of variant/dense step time ({basis} "
+             "clock); speed-up = 1/ratio; eff = speed-up / FLOP limit", header,
+             "-" * len(header)]
+    nan = float("nan")
+    for name, res in result["variants"].items():
+        lim = result["against_limit"][name]
+        t = res.get("time", {})
+        step = t.get("step")
+        wall = (f"{step['median']:.3f} [{step['p25']:.3f}-{step['p75']:.3f}]"
+                if step else "-")
+        cpu = t["step_cpu"]["median"] if step else nan
+        ratio = (f"{lim[f'step_ratio_{basis}']:.3f} [{lim[f'step_ratio_{basis}_p25']:.2f}"
+                 f"-{lim[f'step_ratio_{basis}_p75']:.2f}]" if step else "-")
+        phases = ("/".join(f"{t[k]['median']:.2f}" for k in
+                           ("forward", "backward", "optimizer")) if step else "-")
+        mem = res.get("memory")
+        lines.append(
+            f"{name:<26} {res['params']['theta'] / 1e6:>8.2f} "
+            f"{res['full_depth']['theta'] / 1e6:>7.1f} "
+            f"{res['flops']['total'] / 1e9:>7.2f} {lim['flop_limit']:>7.2f}x "
+            f"{wall:>21} {cpu:>6.2f} {ratio:>17} "
+            f"{lim.get('speedup', nan):>7.2f}x {lim.get('flop_efficiency', nan):>5.2f} "
+            f"{phases:>15} {mem['peak_mb'] if mem else nan:>8.0f} "
+            f"{lim.get('memory_ratio', nan):>5.2f}"
+        )
+    return "\n".join(lines)
+
+
+def format_against_limit(result: Dict[str, Any]) -> str:
+    """The "against the limit" lines and the goals of issue 7."""
+    lim = result["against_limit"]
+    lines = []
+    for name, res in result["variants"].items():
+        entry = lim[name]
+        if res["kind"] == "lowrank" and "speedup" in entry:
+            amdahl = ""
+            if "amdahl_efficiency" in entry:
+                amdahl = (f"; {entry['amdahl_limit']:.2f}x if only the dense "
+                          f"step's matmul time shrank = "
+                          f"{100 * entry['amdahl_efficiency']:.0f}%")
+            lines.append(
+                f"{name}: speed-up {entry['speedup']:.2f}x of a FLOP limit "
+                f"{entry['flop_limit']:.2f}x = {100 * entry['flop_efficiency']:.0f}% "
+                f"(full depth limit {entry['full_depth_flop_limit']:.2f}x{amdahl}); "
+                f"params {entry['param_ratio']:.2f}x (full depth "
+                f"{entry['full_depth_param_ratio']:.2f}x); memory "
+                f"{entry.get('memory_ratio', float('nan')):.2f}x")
+        if res["kind"] == "lowrank" and res["full_depth"].get("svd_init_seconds"):
+            lines.append(
+                f"{name}: SVD initialisation of the full-depth model "
+                f"~{res['full_depth']['svd_init_seconds']:.0f}s on this machine "
+                f"({sum(res['full_depth']['lowrank_shapes'].values())} layers)")
+        if res["kind"] not in ("dense", "lowrank") and "step_ratio" in entry:
+            lines.append(
+                f"{name}: step time {entry['step_ratio']:.3f}x dense "
+                f"(overhead {100 * (entry['step_ratio'] - 1):+.1f}%); memory "
+                f"{entry.get('memory_ratio', float('nan')):.2f}x")
+    for goal, g in result["goals"].items():
+        lines.append(f"goal {goal} ({g['variant']}): {g['value']:.3f} "
+                     f"target {g['target']}: {'met' if g['met'] else 'MISSED'}")
+    return "\n".join(lines)
+
+
+_HELP = {
+    "encoder_blocks": "Conformer blocks built",
+    "decoder_blocks": "Transformer decoder blocks built",
+    "full_encoder_blocks": "depth the schedules and full-depth counts refer to",
+    "full_decoder_blocks": "depth the schedules and full-depth counts refer to",
+    "input_size": "feature size (the front end's output, 512 in the papers)",
+    "frames": "frames per utterance (25 fps)",
+    "tokens": "tokens per utterance",
+    "warmup": "untimed rounds over all variants",
+    "repeats": "timed rounds over all variants",
+    "sparsity": "mask sparsity of msrs_sparse (magnitude mask)",
+    "adamw_impl": "AdamW implementation: fused | foreach | forloop | default",
+    "threads": "torch intra-op threads; None = 1 on CPU (stable ratios on a "
+    "shared machine), torch's default on CUDA",
+    "seed": "seed of every model's initialisation and of the batch",
+}
+
+
+def get_parser() -> argparse.ArgumentParser:
+    defaults = BenchConfig()
+    parser = argparse.ArgumentParser(
+        description="Training-step time, peak memory, parameters and FLOPs of "
+        "dense, LR-SMS, MSRS and LayerScale variants, interleaved in one run",
+    )
+    parser.add_argument("--device", default=defaults.device, help="cpu or cuda[:i] (default cpu)")
+    parser.add_argument("--out", "--output", dest="out", type=Path,
+                        default=Path("exp/benchmark/benchmark.json"),
+                        help="JSON result file (default "
+                        "exp/benchmark/benchmark.json)")
+    parser.add_argument("--variants", default=",".join(VARIANTS),
+                        help="comma-separated subset of (default all): "
+                        f"{', '.join(VARIANTS)}")
+    parser.add_argument("--tiny", action="store_true",
+                        help="smoke-test size (64 wide, 1 block each, 2 "
+                        "repeats); explicit options still override it")
+    for field in dataclasses.fields(BenchConfig):
+        if field.name in ("device", "memory", "svd_init"):
+            continue
+        default = getattr(defaults, field.name)
+        kind = int if default is None else type(default)
+        parser.add_argument(f"--{field.name}", type=kind, default=None,
+                            help=f"{_HELP.get(field.name, '')} (default "
+                            f"{getattr(defaults, field.name)}; --tiny changes "
+                            "the model and batch sizes)")
+    parser.add_argument("--no_memory", action="store_true",
+                        help="skip the (untimed) peak-memory step")
+    parser.add_argument("--svd_init", action="store_true",
+                        help="initialise low-rank layers by SVD (eq. 1) instead "
+                        "of drawing the factors (slow; the step cost is the same)")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> BenchConfig:
+    """BenchConfig from parsed options (``--tiny`` first, explicit options last)."""
+    overrides = {
+        f.name: getattr(args, f.name)
+        for f in dataclasses.fields(BenchConfig)
+        if f.name not in ("device", "memory", "svd_init")
+        and getattr(args, f.name) is not None
+    }
+    overrides["device"] = args.device
+    overrides["memory"] = not args.no_memory
+    overrides["svd_init"] = args.svd_init
+    conf = BenchConfig.tiny(**overrides) if args.tiny else BenchConfig(**overrides)
+    if conf.adamw_impl not in ("fused", "foreach", "forloop", "default"):
+        raise ValueError(f"--adamw_impl={conf.adamw_impl!r}; allowed: fused, "
+                         "foreach, forloop, default")
+    if not 0.0 <= conf.sparsity < 1.0:
+        raise ValueError(f"--sparsity={conf.sparsity} must be in [0, 1)")
+    if conf.repeats < 1 or conf.warmup < 0:
+        raise ValueError("--repeats must be >= 1 and --warmup >= 0")
+    if conf.output_size % conf.attention_heads:
+        raise ValueError(f"--output_size={conf.output_size} is not divisible by "
+                         f"--attention_heads={conf.attention_heads}")
+    return conf
+
+
+def main(cmd: Optional[Sequence[str]] = None) -> Dict[str, Any]:
+    """Command-line entry point; returns the result written to ``--out``."""
+    args = get_parser().parse_args(cmd)
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: "
+                        "%(message)s")
+    conf = config_from_args(args)
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    result = run_benchmark(conf, variants)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    machine = result["machine"]
+    text = (
+        f"machine: {machine['cpu']} ({machine['logical_cpus']} logical CPUs, "
+        f"{machine['torch_threads']} torch threads), device {machine['device']}"
+        f"{', ' + machine['gpu'] if 'gpu' in machine else ''}, torch "
+        f"{machine['torch']}\n"
+        f"model: {conf.encoder_blocks}x{conf.output_size} Conformer + "
+        f"{conf.decoder_blocks}x{conf.output_size} Transformer decoder (full depth "
+        f"{conf.full_encoder_blocks}/{conf.full_decoder_blocks}), ffn "
+        f"{conf.linear_units}, vocab {conf.vocab_size}; batch {conf.batch_size}x"
+        f"{conf.frames} frames, {conf.tokens} tokens; AdamW {conf.adamw_impl}; "
+        f"{conf.repeats} timed rounds after {conf.warmup} warm-up\n"
+        + format_table(result) + "\n" + format_against_limit(result)
+    )
+    sys.stdout.write(text + "\n")
+    logging.info(f"benchmark: json={args.out}")
+    return result
+
+
+if __name__ == "__main__":
+    main()
