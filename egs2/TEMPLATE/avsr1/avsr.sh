@@ -1,0 +1,890 @@
+#!/usr/bin/env bash
+# avsr.sh — the shared 13-stage recipe of espnet_msrs (ASR / VSR / AVSR with
+# MSRS, LR-SMS, LayerScale or dense training). Recipes call it from their
+# run.sh with their corpus options and "$@" last, like ESPnet's asr.sh.
+# Stage layout (DESIGN.md §4; the same numbers in every recipe):
+#    1 data preparation (local/data.sh)            -> data/<set>
+#    2 mouth ROI crop (96x96 grey mp4) + 16 kHz     -> dump/prep/<set>
+#    3 format + validation                          -> dump/raw/org/<set>
+#    4 remove too long / too short utterances       -> dump/raw/<set>
+#    5 token list (SentencePiece unigram)           -> data/token_list/
+#    6 babble noise + noisy test sets (audio, av)   -> dump/noise, dump/raw/<test>_snr<snr>
+#    7 collect stats (ESPnet shape files)           -> exp/asr_stats_<modality>_<token>
+#    8 MSRS mask search (--method msrs)             -> exp/<tag>/mask_search
+#    9 (re)training                                 -> exp/<tag>/train
+#   10 checkpoint averaging                         -> exp/<tag>/train/<inference_asr_model>
+#   11 decoding (ESPnet beam search, CTC/attention) -> exp/<tag>/decode_<inference_tag>/<set>
+#   12 scoring: WER/CER per set and SNR             -> exp/<tag>/RESULTS.md, RESULTS.md
+#   13 packing for the ESPnet model zoo + a check   -> exp/<tag>/packed/model.zip
+#
+# Every stage logs what it reads and writes, can run alone (--stage N
+# --stop_stage N) and is idempotent: a finished stage leaves a ".done" marker
+# holding a signature of its inputs and options; it is skipped while the
+# signature is unchanged and redone (after removing stale outputs of
+# training stages) when it changes. All paths are relative to the recipe
+# directory (run.sh changes into it), so ./run.sh works from any cwd.
+#
+# Scaling out (stages 8 and 9 use ESPnet's distributed training):
+#   one GPU:            --ngpu 1
+#   N GPUs, one node:   --ngpu N                       (ESPnet spawns N DDP workers)
+#   N CPU processes:    --dist_launcher torchrun --dist_nproc_per_node N --ngpu 0
+#                       (torch.distributed.run + gloo; used to test DDP on a laptop)
+#   M nodes x N GPUs:   --dist_launcher torchrun --num_nodes M --ngpu N \
+#                       --node_rank K --master_addr HOST --master_port PORT
+#                       (run the same command on every node, K = 0 .. M-1), or
+#                       --dist_launcher slurm --num_nodes M --ngpu N inside an
+#                       salloc/sbatch allocation (srun starts one task per GPU;
+#                       ranks come from SLURM_PROCID/SLURM_LOCALID, rendezvous
+#                       through a file in exp/, which must be on a shared disk).
+#   Batch sizes in the configs are global: ESPnet divides batch_bins by the
+#   world size, so results stay comparable when scaling.
+set -euo pipefail
+
+log() {
+    local fname=${BASH_SOURCE[1]##*/}
+    echo -e "$(date '+%Y-%m-%dT%H:%M:%S') (${fname}:${BASH_LINENO[0]}:${FUNCNAME[1]}) $*"
+}
+die() {
+    log "ERROR: $*" >&2
+    exit 1
+}
+SECONDS=0
+_argv="$*"
+min() {
+    local a=$1 b=$2
+    if [ "$a" -lt "$b" ]; then echo "$a"; else echo "$b"; fi
+}
+
+# ----------------------------------------------------------------- options
+# General
+stage=1              # First stage to run.
+stop_stage=13        # Last stage to run.
+ngpu=1               # GPUs per node (0: CPU).
+num_nodes=1          # Nodes for training (stages 8, 9).
+dist_launcher=local  # local | torchrun | slurm (see "Scaling out" above).
+dist_nproc_per_node= # Processes per node with torchrun/slurm (default: ngpu, or 1 on CPU).
+node_rank=0          # This node's rank (torchrun, multi-node).
+master_addr=localhost # Rendezvous host (torchrun).
+master_port=29500    # Rendezvous port (torchrun).
+nj=4                 # Parallel jobs for data preparation and collect stats.
+inference_nj=4       # Parallel decoding jobs.
+gpu_inference=false  # Decode on GPU.
+python=python3       # Python interpreter (path.sh puts the project's .venv first).
+dumpdir=dump         # Features and formatted data.
+expdir=exp           # Experiments.
+verbose=true         # Echo progress lines (epochs, ETA) of long jobs to the console.
+
+# Data
+local_data_opts=     # Options of local/data.sh (stage 1).
+train_set=           # Training set name (data/<train_set>).
+valid_set=           # Validation set name.
+test_sets=           # Test set names (space separated).
+modality=av          # audio (ASR) | video (VSR) | av (AVSR).
+audio_fs=16000       # Audio sampling rate after stage 2 (Hz).
+video_fps=25         # Video frame rate expected at stage 3.
+roi_size=96          # Side of the mouth ROI written at stage 2 (pixels).
+roi_opts=            # Extra options of espnet_msrs.bin.crop_mouth.
+av_tolerance=2       # Max |audio frames - video frames| at 25 fps (stage 3).
+video_format=mp4     # Stage 3 dump of the ROIs: mp4 (as cropped) | npy (decoded arrays: fast to load, ~9 KB/frame).
+strict_validation=false # Stage 3 fails on any bad utterance instead of excluding it.
+min_dur=0.3          # Stage 4: shortest training utterance (s).
+max_dur=20.0         # Stage 4: longest training utterance (s).
+
+# Tokens
+token_type=bpe       # bpe | char | word.
+nbpe=5000            # SentencePiece vocabulary size.
+bpemode=unigram      # unigram | bpe | char | word (SentencePiece model type).
+bpe_opts=            # Extra SentencePiece training options (e.g. --hard_vocab_limit=false).
+bpe_char_cover=1.0   # SentencePiece character coverage.
+oov="<unk>"; blank="<blank>"; sos_eos="<sos/eos>"
+
+# Noise (stage 6)
+snrs="-7.5 -2.5 2.5 7.5 12.5" # SNRs (dB) of the noisy test sets.
+noise_num_utts=30    # Utterances summed into each babble noise.
+noise_seed=0         # Seed of the babble noise and of the mixing offsets.
+
+# Training
+method=msrs          # msrs | lr_sms | dense | layerscale.
+retrain_mode=sparse  # MSRS retraining: dense | sparse | grad_masked.
+asr_config=          # Training config (stage 9; MSRS: the retraining config).
+search_config=       # MSRS mask-search config (stage 8).
+asr_args=            # Extra options of the training command (stages 8, 9).
+search_args=         # Extra options of the mask search only (stage 8).
+tag=                 # Experiment name (default: <modality>_<method>[_<retrain_mode>]).
+stats_dir=           # Collect-stats dir (default: exp/asr_stats_<modality>_<token>).
+resume=true          # Resume interrupted training from exp/.../checkpoint.pth.
+nbest_average=       # Stage 10: average this many best checkpoints (default: keep_nbest_models).
+best_criterion="valid acc max" # Stage 10 criterion (phase key max|min).
+
+# Decoding
+inference_config=    # Decoding config (beam size, ctc_weight, ...).
+inference_args=      # Extra decoding options.
+inference_tag=       # Decode dir suffix (default: <inference_config name>_<model name>).
+inference_asr_model=valid.acc.ave.pth # Model file used for decoding and packing.
+scorer=auto          # auto (sclite if installed) | sclite | python.
+
+help_message=$(cat <<EOF
+Usage: $0 --train_set <set> --valid_set <set> --test_sets "<sets>" --asr_config <yaml> [options]
+
+The shared 13-stage AVSR/VSR/ASR recipe of espnet_msrs (see the header of
+this file for the stages and for scaling out). Options (default):
+  --stage --stop_stage      first/last stage to run (${stage}, ${stop_stage})
+  --ngpu                    GPUs per node, 0 = CPU (${ngpu})
+  --num_nodes               training nodes (${num_nodes})
+  --dist_launcher           local | torchrun | slurm (${dist_launcher})
+  --dist_nproc_per_node     processes per node for torchrun/slurm (ngpu, or 1 on CPU)
+  --node_rank --master_addr --master_port   torchrun rendezvous (${node_rank}, ${master_addr}, ${master_port})
+  --nj                      data preparation / collect-stats jobs (${nj})
+  --inference_nj            decoding jobs (${inference_nj})
+  --gpu_inference           decode on GPU (${gpu_inference})
+  --python                  interpreter (${python})
+  --dumpdir --expdir        output roots (${dumpdir}, ${expdir})
+  --verbose                 echo progress of long jobs to the console (${verbose})
+ Data:
+  --local_data_opts         options of local/data.sh (stage 1)
+  --train_set --valid_set --test_sets   data set names under data/
+  --modality                audio | video | av (${modality})
+  --audio_fs --video_fps    expected audio rate / video frame rate (${audio_fs}, ${video_fps})
+  --roi_size --roi_opts     mouth ROI side and crop_mouth options (${roi_size})
+  --av_tolerance            max audio/video length difference in frames (${av_tolerance})
+  --video_format            mp4 | npy: how stage 3 dumps the ROIs (${video_format})
+  --strict_validation       stage 3 fails on any bad utterance (${strict_validation})
+  --min_dur --max_dur       stage 4 duration limits in seconds (${min_dur}, ${max_dur})
+ Tokens:
+  --token_type              bpe | char | word (${token_type})
+  --nbpe --bpemode          SentencePiece size and type (${nbpe}, ${bpemode})
+  --bpe_opts                extra SentencePiece training options
+ Noise:
+  --snrs                    SNRs (dB) of the noisy test sets ("${snrs}")
+  --noise_num_utts --noise_seed   babble noise (${noise_num_utts}, ${noise_seed})
+ Training:
+  --method                  msrs | lr_sms | dense | layerscale (${method})
+  --retrain_mode            MSRS retraining: dense | sparse | grad_masked (${retrain_mode})
+  --asr_config              training (MSRS: retraining) config
+  --search_config           MSRS mask-search config
+  --asr_args --search_args  extra training options (all / mask search only)
+  --tag                     experiment name (<modality>_<method>[_<retrain_mode>])
+  --stats_dir               collect-stats directory
+  --resume                  resume interrupted training (${resume})
+  --nbest_average           checkpoints averaged at stage 10 (keep_nbest_models)
+  --best_criterion          "phase key max|min" (${best_criterion})
+ Decoding and scoring:
+  --inference_config --inference_args --inference_tag
+  --inference_asr_model     model file for decoding/packing (${inference_asr_model})
+  --scorer                  auto | sclite | python (${scorer})
+  --help                    this message
+EOF
+)
+
+# ------------------------------------------------------------ option parser
+# "--name value" or "--name=value"; "-" in names is read as "_"; every name
+# must be one of the variables above; later occurrences win.
+_declared_options=" $(sed -n '/^# ------.* options$/,/^help_message=/p' "${BASH_SOURCE[0]}" \
+    | grep -oE '^[a-z_0-9]+=' | tr -d '=' | tr '\n' ' ')oov blank sos_eos "
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --help|-h)
+            echo "${help_message}"
+            exit 0
+            ;;
+        --*=*)
+            _name=${1%%=*}; _value=${1#*=}; shift
+            ;;
+        --*)
+            _name=$1
+            if [ $# -lt 2 ]; then
+                echo "$0: option ${_name} needs a value (see --help)" >&2
+                exit 2
+            fi
+            _value=$2; shift 2
+            ;;
+        *)
+            echo "$0: unexpected argument '$1'; options look like --name value (see --help)" >&2
+            exit 2
+            ;;
+    esac
+    _name=${_name#--}; _name=${_name//-/_}
+    if [[ ! "${_declared_options}" == *" ${_name} "* ]]; then
+        echo "$0: unknown option --${_name} (see --help for the list)" >&2
+        exit 2
+    fi
+    printf -v "${_name}" '%s' "${_value}"
+done
+unset _name _value
+
+[ -f ./path.sh ] && . ./path.sh
+[ -f ./cmd.sh ] && . ./cmd.sh
+: "${train_cmd:=}"; : "${decode_cmd:=}"; : "${cpu_cmd:=}"
+
+# ----------------------------------------------------------- check options
+_one_of() {  # _one_of <option name> <value> <allowed...>
+    local name=$1 value=$2; shift 2
+    for a in "$@"; do [ "${value}" = "${a}" ] && return 0; done
+    echo "$0: --${name}=${value} is not allowed; use one of: $*" >&2
+    exit 2
+}
+_one_of modality "${modality}" audio video av
+_one_of method "${method}" msrs lr_sms dense layerscale
+_one_of retrain_mode "${retrain_mode}" dense sparse grad_masked
+_one_of token_type "${token_type}" bpe char word
+_one_of dist_launcher "${dist_launcher}" local torchrun slurm
+_one_of scorer "${scorer}" auto sclite python
+_one_of video_format "${video_format}" mp4 npy
+for _v in stage stop_stage ngpu num_nodes nj inference_nj nbpe; do
+    [[ "${!_v}" =~ ^[0-9]+$ ]] || { echo "$0: --${_v}=${!_v} must be a non-negative integer" >&2; exit 2; }
+done
+[ -n "${train_set}" ] || { echo "$0: --train_set is required" >&2; exit 2; }
+[ -n "${valid_set}" ] || { echo "$0: --valid_set is required" >&2; exit 2; }
+[ -n "${test_sets}" ] || { echo "$0: --test_sets is required" >&2; exit 2; }
+
+uses_audio=false; uses_video=false
+[ "${modality}" != video ] && uses_audio=true
+[ "${modality}" != audio ] && uses_video=true
+
+if [ -z "${tag}" ]; then
+    tag=${modality}_${method}
+    [ "${method}" = msrs ] && tag+=_${retrain_mode}
+fi
+if [ "${token_type}" = bpe ]; then
+    token_dir=data/token_list/${token_type}_${bpemode}${nbpe}
+    bpemodel=${token_dir}/bpe.model
+    token_name=${token_type}${nbpe}
+else
+    token_dir=data/token_list/${token_type}
+    bpemodel=none
+    token_name=${token_type}
+fi
+token_list=${token_dir}/tokens.txt
+[ -z "${stats_dir}" ] && stats_dir=${expdir}/asr_stats_${modality}_${token_name}
+exp_tag=${expdir}/${tag}
+search_dir=${exp_tag}/mask_search
+train_dir=${exp_tag}/train
+if [ -z "${inference_tag}" ]; then
+    if [ -n "${inference_config}" ]; then
+        inference_tag=$(basename "${inference_config}" .yaml)
+    else
+        inference_tag=default
+    fi
+    inference_tag+=_$(echo "${inference_asr_model}" | sed -e 's/\.pth$//' -e 's/\./_/g')
+fi
+decode_root=${exp_tag}/decode_${inference_tag}
+noise_dir=${dumpdir}/noise
+babble_train=${noise_dir}/babble_train.wav
+read -r -a _snrs <<< "${snrs}"
+read -r -a _test_sets <<< "${test_sets}"
+all_sets="${train_set} ${valid_set} ${test_sets}"
+
+# Noisy copies of the test sets (stage 6) for audio-based modalities.
+noisy_sets=""
+if ${uses_audio}; then
+    for _t in "${_test_sets[@]}"; do
+        for _s in "${_snrs[@]}"; do noisy_sets+=" ${_t}_snr${_s}"; done
+    done
+fi
+decode_sets="${test_sets}${noisy_sets}"
+
+# --------------------------------------------------------------- helpers
+# Signatures: a stage is done when its marker holds the signature of its
+# options, configs and the markers of the stages it reads.
+_sig() { printf '%s\n' "$@" | sha1sum | cut -c1-16; }
+_fsig() {  # content hash of small files (configs); "-" for missing ones
+    local f
+    for f in "$@"; do
+        if [ -f "$f" ]; then sha1sum < "$f" | cut -c1-16; else echo "-"; fi
+    done
+}
+_msig() {  # contents of markers (upstream signatures)
+    local f
+    for f in "$@"; do
+        if [ -f "$f" ]; then cat "$f"; else echo "missing:$f"; fi
+    done
+}
+_is_done() { [ -f "$1" ] && [ "$(cat "$1")" = "$2" ]; }
+_mark_done() { mkdir -p "$(dirname "$1")"; echo "$2" > "$1"; }
+
+# Output of a long job goes to its log; with --verbose the progress lines
+# (epochs, ETA, stage summaries) are echoed to the console as well.
+_progress_re='(progress |[0-9]+epoch results|Estimated time|epoch started|[Dd]one[:,]? |mask search|ERROR|Error|Traceback|[a-zA-Z]+Error:)'
+_run() {  # _run <log> <command...>
+    local logfile=$1; shift
+    mkdir -p "$(dirname "${logfile}")"
+    echo "# $*" > "${logfile}"
+    echo "# started at $(date)" >> "${logfile}"
+    local rc=0
+    if ${verbose}; then
+        set +e
+        "$@" >> "${logfile}" 2>&1 &
+        local pid=$!
+        tail -n +3 -F --pid="${pid}" "${logfile}" 2>/dev/null \
+            | grep --line-buffered -E "${_progress_re}" | grep --line-buffered -v '^\[nltk_data\]' \
+            | sed -u -e 's/^/    /' | cut -c1-220 &
+        local tpid=$!
+        wait "${pid}"; rc=$?
+        wait "${tpid}" 2>/dev/null
+        set -e
+    else
+        "$@" >> "${logfile}" 2>&1 || rc=$?
+    fi
+    echo "# ended at $(date) with status ${rc}" >> "${logfile}"
+    if [ "${rc}" -ne 0 ]; then
+        log "ERROR: command failed (status ${rc}); the end of ${logfile}:" >&2
+        tail -n 30 "${logfile}" >&2
+        exit "${rc}"
+    fi
+}
+# _run_array <njobs> <log with JOB> <command with JOB...>: JOB=1..n in parallel.
+_run_array() {
+    local n=$1 logpat=$2; shift 2
+    local pids=() j rc=0 failed=""
+    local ncpu; ncpu=$(nproc 2>/dev/null || echo 1)
+    local threads=$(( ncpu / n )); [ "${threads}" -lt 1 ] && threads=1
+    for j in $(seq 1 "${n}"); do
+        local logj=${logpat//JOB/${j}}
+        local args=()
+        local a
+        for a in "$@"; do args+=("${a//JOB/${j}}"); done
+        mkdir -p "$(dirname "${logj}")"
+        ( echo "# ${args[*]}"; echo "# started at $(date)" ) > "${logj}"
+        OMP_NUM_THREADS=${threads} MKL_NUM_THREADS=${threads} \
+            "${args[@]}" >> "${logj}" 2>&1 &
+        pids+=($!)
+    done
+    local tpid=""
+    if ${verbose}; then  # the progress of job 1 stands for all of them
+        tail -n +3 -F --pid="${pids[0]}" "${logpat//JOB/1}" 2>/dev/null \
+            | grep --line-buffered -E "${_progress_re}" | grep --line-buffered -v '^\[nltk_data\]' \
+            | sed -u -e 's/^/    [job 1] /' | cut -c1-220 &
+        tpid=$!
+    fi
+    for j in $(seq 1 "${n}"); do
+        wait "${pids[$((j - 1))]}" || { rc=$?; failed+=" ${logpat//JOB/${j}}"; }
+    done
+    [ -n "${tpid}" ] && { wait "${tpid}" 2>/dev/null || true; }
+    if [ "${rc}" -ne 0 ]; then
+        log "ERROR: job(s) failed; see${failed}" >&2
+        for j in ${failed}; do tail -n 20 "${j}" >&2; done
+        exit "${rc}"
+    fi
+}
+
+# Data arguments of training / collect stats for a formatted set.
+_train_data_opts() {  # _train_data_opts <train|valid> <dir>
+    local phase=$1 dir=$2 out=()
+    ${uses_audio} && out+=(--${phase}_data_path_and_name_and_type "${dir}/wav.scp,speech,sound")
+    ${uses_video} && out+=(--${phase}_data_path_and_name_and_type "${dir}/video.scp,video,video")
+    out+=(--${phase}_data_path_and_name_and_type "${dir}/text,text,text")
+    printf '%s\n' "${out[@]}"
+}
+# Data arguments of decoding (VSR: the video is the "speech" input).
+_infer_data_opts() {  # _infer_data_opts <dir>
+    local dir=$1
+    case ${modality} in
+        audio) printf '%s\n' --data_path_and_name_and_type "${dir}/wav.scp,speech,sound" ;;
+        video) printf '%s\n' --data_path_and_name_and_type "${dir}/video.scp,speech,video" ;;
+        av) printf '%s\n' --data_path_and_name_and_type "${dir}/wav.scp,speech,sound" \
+                --data_path_and_name_and_type "${dir}/video.scp,video,video" ;;
+    esac
+}
+_token_opts() {
+    printf '%s\n' --token_type "${token_type}" --token_list "${token_list}"
+    [ "${token_type}" = bpe ] && printf '%s\n' --bpemodel "${bpemodel}"
+    return 0
+}
+
+# The training launcher (stages 8, 9): see "Scaling out" in the header.
+_train() {  # _train <log> <output dir> <training options...>
+    local logfile=$1 outdir=$2; shift 2
+    local nproc=${dist_nproc_per_node}
+    if [ -z "${nproc}" ]; then
+        if [ "${ngpu}" -gt 0 ]; then nproc=${ngpu}; else nproc=1; fi
+    fi
+    local dev_ngpu=0 backend=gloo
+    if [ "${ngpu}" -gt 0 ]; then dev_ngpu=1; backend=nccl; fi
+    local cmd=()
+    case ${dist_launcher} in
+        local)
+            [ "${num_nodes}" -gt 1 ] && die "--num_nodes ${num_nodes} needs --dist_launcher torchrun or slurm"
+            # shellcheck disable=SC2206
+            cmd=(${train_cmd} "${python}" -m espnet_msrs.bin.avsr_train
+                 --ngpu "${ngpu}" --multiprocessing_distributed true "$@")
+            ;;
+        torchrun)
+            cmd=("${python}" -m torch.distributed.run
+                 --nnodes "${num_nodes}" --nproc_per_node "${nproc}" --node_rank "${node_rank}"
+                 --master_addr "${master_addr}" --master_port "${master_port}"
+                 -m espnet_msrs.bin.avsr_train
+                 --ngpu "${dev_ngpu}" --multiprocessing_distributed false
+                 --dist_backend "${backend}" "$@")
+            ;;
+        slurm)
+            command -v srun > /dev/null || die "--dist_launcher slurm needs srun (run inside salloc/sbatch)"
+            local init_file; init_file=$(cd "${outdir}" && pwd)/.dist_init_$(date +%s)_$$
+            cmd=(srun --export=ALL --nodes "${num_nodes}" --ntasks-per-node "${nproc}"
+                 "${python}" -m espnet_msrs.bin.avsr_train
+                 --ngpu "${dev_ngpu}" --multiprocessing_distributed false
+                 --dist_launcher slurm --dist_backend "${backend}"
+                 --dist_init_method "file://${init_file}" "$@")
+            ;;
+    esac
+    _run "${logfile}" "${cmd[@]}"
+}
+
+# Removes a training dir whose recorded inputs differ from the current ones
+# (a finished or interrupted run with other options); keeps it otherwise so
+# that ESPnet's --resume continues an interrupted run.
+_prepare_train_dir() {  # _prepare_train_dir <dir> <signature>
+    local dir=$1 sig=$2
+    if [ -f "${dir}/.inputs" ] && [ "$(cat "${dir}/.inputs")" != "${sig}" ]; then
+        log "Inputs of ${dir} changed: removing the old run"
+        rm -rf "${dir}"
+    fi
+    mkdir -p "${dir}"
+    echo "${sig}" > "${dir}/.inputs"
+}
+
+_check_config() {  # _check_config <option> <file>
+    [ -n "$2" ] || die "--$1 is required for this stage"
+    [ -f "$2" ] || die "--$1 $2: no such file"
+}
+
+# Wall time per stage, reported at the end.
+_stage_times=""; _stage_cur=""; _stage_t0=${SECONDS}
+_timed() {  # _timed <stage number> (call when a stage starts; "end" at the end)
+    if [ -n "${_stage_cur}" ]; then
+        _stage_times+=" ${_stage_cur}:$((SECONDS - _stage_t0))s"
+    fi
+    _stage_cur=$1; _stage_t0=${SECONDS}
+}
+
+log "$0 ${_argv}"
+log "tag=${tag} modality=${modality} method=${method}$([ "${method}" = msrs ] && echo " retrain_mode=${retrain_mode}") stages=${stage}-${stop_stage}"
+
+# ================================================================= stages
+if [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then
+    _timed 1
+    marker=data/.done.stage1
+    sig=$(_sig "${local_data_opts}" "$(_fsig local/data.sh)" "${all_sets}")
+    if _is_done "${marker}" "${sig}" && [ -f "data/${train_set}/text" ]; then
+        log "Stage 1: data preparation: done already (${marker})"
+    else
+        log "Stage 1: data preparation: local/data.sh ${local_data_opts} -> data/{${all_sets// /,}}"
+        [ -x local/data.sh ] || die "local/data.sh not found or not executable in $(pwd)"
+        # shellcheck disable=SC2086
+        local/data.sh ${local_data_opts}
+        for _s in ${all_sets}; do
+            [ -f "data/${_s}/text" ] || die "local/data.sh did not write data/${_s}/text"
+        done
+        _mark_done "${marker}" "${sig}"
+    fi
+fi
+
+if [ "${stage}" -le 2 ] && [ "${stop_stage}" -ge 2 ]; then
+    _timed 2
+    for _s in ${all_sets}; do
+        _src=data/${_s}; _dst=${dumpdir}/prep/${_s}
+        marker=${_dst}/.done
+        sig=$(_sig "${modality}" "${audio_fs}" "${roi_size}" "${roi_opts}" "$(_msig data/.done.stage1)" \
+            "$(_fsig "${_src}/text" "${_src}/wav.scp" "${_src}/video.scp" "${_src}/landmark.scp")")
+        if _is_done "${marker}" "${sig}"; then
+            log "Stage 2: preprocessing ${_s}: done already (${marker})"
+            continue
+        fi
+        log "Stage 2: preprocessing: ${_src} -> ${_dst} ($(${uses_video} && echo "mouth ROI ${roi_size}x${roi_size} grey mp4, ")$(${uses_audio} && echo "audio ${audio_fs} Hz"))"
+        mkdir -p "${_dst}"
+        for _f in text utt2spk spk2utt; do
+            [ -f "${_src}/${_f}" ] && cp "${_src}/${_f}" "${_dst}/${_f}"
+        done
+        if ${uses_video}; then
+            [ -f "${_src}/video.scp" ] || die "${_src}/video.scp not found (modality=${modality})"
+            if [ -f "${_src}/landmark.scp" ]; then
+                # shellcheck disable=SC2086
+                _run "${_dst}/log/crop_mouth.log" ${cpu_cmd} "${python}" -m espnet_msrs.bin.crop_mouth \
+                    --video_scp "${_src}/video.scp" --landmark_scp "${_src}/landmark.scp" \
+                    --out_dir "${dumpdir}/roi/${_s}" --out_scp "${_dst}/video.scp" \
+                    --failed_list "${_dst}/failed_video.txt" --allow_failures true \
+                    --crop_size "${roi_size}" --fps "${video_fps}" --nj "${nj}" ${roi_opts}
+            else
+                log "No ${_src}/landmark.scp: taking ${_src}/video.scp as mouth ROIs already (checked at stage 3)"
+                cp "${_src}/video.scp" "${_dst}/video.scp"
+                : > "${_dst}/failed_video.txt"
+            fi
+        fi
+        if ${uses_audio}; then
+            [ -f "${_src}/wav.scp" ] || die "${_src}/wav.scp not found (modality=${modality})"
+            # shellcheck disable=SC2086
+            _run "${_dst}/log/resample_audio.log" ${cpu_cmd} "${python}" -m espnet_msrs.bin.resample_audio \
+                --wav_scp "${_src}/wav.scp" --out_dir "${dumpdir}/audio${audio_fs}/${_s}" \
+                --out_scp "${_dst}/wav.scp" --failed_list "${_dst}/failed_audio.txt" \
+                --allow_failures true --sample_rate "${audio_fs}" --nj "${nj}"
+        fi
+        _mark_done "${marker}" "${sig}"
+    done
+fi
+
+if [ "${stage}" -le 3 ] && [ "${stop_stage}" -ge 3 ]; then
+    _timed 3
+    for _s in ${all_sets}; do
+        _src=${dumpdir}/prep/${_s}; _dst=${dumpdir}/raw/org/${_s}
+        marker=${_dst}/.done
+        sig=$(_sig "${modality}" "${audio_fs}" "${video_fps}" "${roi_size}" "${av_tolerance}" \
+            "${strict_validation}" "${video_format}" "$(_msig "${_src}/.done")")
+        if _is_done "${marker}" "${sig}"; then
+            log "Stage 3: format and validate ${_s}: done already (${marker})"
+            continue
+        fi
+        log "Stage 3: format and validate: ${_src} -> ${_dst} (bad utterances: ${_dst}/bad_utts.txt)"
+        _failed=()
+        for _f in failed_video.txt failed_audio.txt; do
+            [ -f "${_src}/${_f}" ] && _failed+=(--failed_list "${_src}/${_f}")
+        done
+        _dump=()
+        if ${uses_video} && [ "${video_format}" = npy ]; then
+            _dump=(--video_dump_dir "${_dst}/video_npy")
+        fi
+        # shellcheck disable=SC2086
+        _run "${_dst}/log/validate.log" ${cpu_cmd} "${python}" -m espnet_msrs.bin.validate_data \
+            --in_dir "${_src}" --out_dir "${_dst}" --modality "${modality}" \
+            --sample_rate "${audio_fs}" --fps "${video_fps}" --frame_size "${roi_size}" \
+            --av_tolerance "${av_tolerance}" --strict "${strict_validation}" --nj "${nj}" \
+            "${_failed[@]}" "${_dump[@]}"
+        _mark_done "${marker}" "${sig}"
+    done
+fi
+
+if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ]; then
+    _timed 4
+    for _s in ${all_sets}; do
+        _src=${dumpdir}/raw/org/${_s}; _dst=${dumpdir}/raw/${_s}
+        marker=${_dst}/.done
+        _min=${min_dur}; _max=${max_dur}
+        if [ "${_s}" != "${train_set}" ] && [ "${_s}" != "${valid_set}" ]; then
+            _min=0; _max=inf   # test sets are never filtered
+        fi
+        sig=$(_sig "${_min}" "${_max}" "$(_msig "${_src}/.done")")
+        if _is_done "${marker}" "${sig}"; then
+            log "Stage 4: length filter ${_s}: done already (${marker})"
+            continue
+        fi
+        log "Stage 4: remove utterances shorter than ${_min}s or longer than ${_max}s: ${_src} -> ${_dst}"
+        _run "${_dst}/log/filter.log" "${python}" -m espnet_msrs.bin.filter_data \
+            --in_dir "${_src}" --out_dir "${_dst}" --min_dur "${_min}" --max_dur "${_max}"
+        _mark_done "${marker}" "${sig}"
+    done
+fi
+
+if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ]; then
+    _timed 5
+    marker=${token_dir}/.done
+    sig=$(_sig "${token_type}" "${nbpe}" "${bpemode}" "${bpe_opts}" "${bpe_char_cover}" \
+        "$(_msig "${dumpdir}/raw/${train_set}/.done")")
+    if _is_done "${marker}" "${sig}"; then
+        log "Stage 5: token list: done already (${token_list})"
+    else
+        log "Stage 5: token list (${token_type}$([ "${token_type}" = bpe ] && echo ", SentencePiece ${bpemode} nbpe=${nbpe}")): ${dumpdir}/raw/${train_set}/text -> ${token_list}"
+        mkdir -p "${token_dir}"
+        cut -f 2- -d " " "${dumpdir}/raw/${train_set}/text" > "${token_dir}/train.txt"
+        _tok_opts=()
+        if [ "${token_type}" = bpe ]; then
+            # sentencepiece's own trainer (ESPnet's spm_train is a Kaldi-style
+            # utils script, not part of the pip package).
+            # shellcheck disable=SC2086
+            _run "${token_dir}/log/spm_train.log" "${python}" -c \
+                'import sys, sentencepiece as spm; spm.SentencePieceTrainer.Train(" ".join(sys.argv[1:]))' \
+                --input="${token_dir}/train.txt" --vocab_size="${nbpe}" --model_type="${bpemode}" \
+                --model_prefix="${token_dir}/bpe" --character_coverage="${bpe_char_cover}" \
+                --input_sentence_size=100000000 ${bpe_opts}
+            _tok_opts=(--bpemodel "${bpemodel}")
+        fi
+        _run "${token_dir}/log/tokenize.log" "${python}" -m espnet2.bin.tokenize_text \
+            --token_type "${token_type}" --input "${token_dir}/train.txt" --output "${token_list}" \
+            "${_tok_opts[@]}" --field 1- --cleaner none --g2p none --write_vocabulary true \
+            --add_symbol "${blank}:0" --add_symbol "${oov}:1" --add_symbol "${sos_eos}:-1"
+        log "Token list: ${token_list} ($(wc -l < "${token_list}") tokens)"
+        _mark_done "${marker}" "${sig}"
+    fi
+fi
+
+if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ]; then
+    _timed 6
+    if ! ${uses_audio}; then
+        log "Stage 6: noisy test sets: skipped (modality=${modality} has no audio)"
+    else
+        marker=${noise_dir}/.done
+        sig=$(_sig "${snrs}" "${noise_num_utts}" "${noise_seed}" "${audio_fs}" "${test_sets}" \
+            "$(_msig "${dumpdir}/raw/${train_set}/.done")" \
+            "$(for _t in "${_test_sets[@]}"; do _msig "${dumpdir}/raw/${_t}/.done"; done)")
+        if _is_done "${marker}" "${sig}"; then
+            log "Stage 6: babble noise and noisy test sets: done already (${marker})"
+        else
+            log "Stage 6: babble noise: ${dumpdir}/raw/${train_set}/wav.scp -> ${babble_train}"
+            mkdir -p "${noise_dir}"
+            _run "${noise_dir}/log/babble_train.log" "${python}" -m espnet_msrs.train.babble \
+                --wav_scp "${dumpdir}/raw/${train_set}/wav.scp" --out "${babble_train}" \
+                --num_utts "$(min "${noise_num_utts}" "$(wc -l < "${dumpdir}/raw/${train_set}/wav.scp")")" \
+                --seed "${noise_seed}" --sample_rate "${audio_fs}"
+            for _t in "${_test_sets[@]}"; do
+                _babble=${noise_dir}/babble_${_t}.wav
+                log "Stage 6: noisy test sets: ${dumpdir}/raw/${_t} + babble of its own utterances at SNR {${snrs// /,}} dB -> ${dumpdir}/raw/${_t}_snr<SNR>"
+                _run "${noise_dir}/log/babble_${_t}.log" "${python}" -m espnet_msrs.train.babble \
+                    --wav_scp "${dumpdir}/raw/${_t}/wav.scp" --out "${_babble}" \
+                    --num_utts "$(min "${noise_num_utts}" "$(wc -l < "${dumpdir}/raw/${_t}/wav.scp")")" \
+                    --seed "$((noise_seed + 1))" --sample_rate "${audio_fs}"
+                # shellcheck disable=SC2086
+                _run "${noise_dir}/log/noisy_${_t}.log" "${python}" -m espnet_msrs.bin.make_noisy_sets \
+                    --data_dir "${dumpdir}/raw/${_t}" --noise "${_babble}" --snrs ${snrs} \
+                    --out_data_prefix "${dumpdir}/raw/${_t}_snr" \
+                    --out_wav_prefix "${dumpdir}/noisy/${_t}_snr" --seed "${noise_seed}" --nj "${nj}"
+            done
+            _mark_done "${marker}" "${sig}"
+        fi
+    fi
+fi
+
+if [ "${stage}" -le 7 ] && [ "${stop_stage}" -ge 7 ]; then
+    _timed 7
+    _check_config asr_config "${asr_config}"
+    marker=${stats_dir}/.done
+    sig=$(_sig "${modality}" "$(_fsig "${asr_config}")" "$(_msig "${token_dir}/.done" \
+        "${dumpdir}/raw/${train_set}/.done" "${dumpdir}/raw/${valid_set}/.done")")
+    if _is_done "${marker}" "${sig}"; then
+        log "Stage 7: collect stats: done already (${stats_dir})"
+    else
+        log "Stage 7: collect stats: ${dumpdir}/raw/{${train_set},${valid_set}} with ${asr_config} -> ${stats_dir}"
+        rm -rf "${stats_dir}"
+        _logdir=${stats_dir}/logdir
+        mkdir -p "${_logdir}"
+        _nj=$(min "${nj}" "$(wc -l < "${dumpdir}/raw/${valid_set}/text")")
+        [ "${_nj}" -lt 1 ] && _nj=1
+        "${python}" -m espnet_msrs.bin.split_scp split --in "${dumpdir}/raw/${train_set}/text" \
+            --out_pattern "${_logdir}/train.JOB.scp" --num "${_nj}" --keys_only true
+        "${python}" -m espnet_msrs.bin.split_scp split --in "${dumpdir}/raw/${valid_set}/text" \
+            --out_pattern "${_logdir}/valid.JOB.scp" --num "${_nj}" --keys_only true
+        mapfile -t _topts < <(_train_data_opts train "${dumpdir}/raw/${train_set}")
+        mapfile -t _vopts < <(_train_data_opts valid "${dumpdir}/raw/${valid_set}")
+        mapfile -t _kopts < <(_token_opts)
+        log "Collect-stats jobs: ${_nj} (logs: ${_logdir}/stats.*.log)"
+        # shellcheck disable=SC2086
+        _run_array "${_nj}" "${_logdir}/stats.JOB.log" ${cpu_cmd} "${python}" -m espnet_msrs.bin.avsr_train \
+            --collect_stats true --use_preprocessor true --ngpu 0 --num_workers 0 \
+            "${_kopts[@]}" --config "${asr_config}" "${_topts[@]}" "${_vopts[@]}" \
+            --train_shape_file "${_logdir}/train.JOB.scp" --valid_shape_file "${_logdir}/valid.JOB.scp" \
+            --output_dir "${_logdir}/stats.JOB"
+        _inputs=()
+        for _j in $(seq 1 "${_nj}"); do _inputs+=(--input_dir "${_logdir}/stats.${_j}"); done
+        _run "${_logdir}/aggregate.log" "${python}" -m espnet2.bin.aggregate_stats_dirs \
+            "${_inputs[@]}" --output_dir "${stats_dir}"
+        _mark_done "${marker}" "${sig}"
+    fi
+fi
+
+# Common training options (stages 8, 9).
+_common_train_opts() {
+    mapfile -t _topts < <(_train_data_opts train "${dumpdir}/raw/${train_set}")
+    mapfile -t _vopts < <(_train_data_opts valid "${dumpdir}/raw/${valid_set}")
+    mapfile -t _kopts < <(_token_opts)
+    _common=(--use_preprocessor true "${_kopts[@]}" "${_topts[@]}" "${_vopts[@]}"
+             --train_shape_file "${stats_dir}/train/speech_shape"
+             --valid_shape_file "${stats_dir}/valid/speech_shape"
+             --resume "${resume}")
+}
+
+if [ "${stage}" -le 8 ] && [ "${stop_stage}" -ge 8 ]; then
+    _timed 8
+    if [ "${method}" != msrs ]; then
+        log "Stage 8: MSRS mask search: skipped (method=${method})"
+    else
+        _check_config search_config "${search_config}"
+        marker=${search_dir}/.done
+        sig=$(_sig "${asr_args}" "${search_args}" "$(_fsig "${search_config}")" "$(_msig "${stats_dir}/.done")")
+        if _is_done "${marker}" "${sig}" && [ -f "${search_dir}/mask.pth" ]; then
+            log "Stage 8: MSRS mask search: done already (${search_dir})"
+        else
+            log "Stage 8: MSRS mask search: ${dumpdir}/raw/${train_set} with ${search_config} -> ${search_dir}/{mask.pth,init.pth,sparsity_report.json}"
+            _prepare_train_dir "${search_dir}" "${sig}"
+            _common_train_opts
+            # shellcheck disable=SC2086
+            _train "${search_dir}/train.log" "${search_dir}" "${_common[@]}" \
+                --config "${search_config}" --msrs_conf mode=search \
+                --output_dir "${search_dir}" ${asr_args} ${search_args}
+            for _f in mask.pth init.pth sparsity_report.json; do
+                [ -f "${search_dir}/${_f}" ] || die "the mask search did not write ${search_dir}/${_f}; see ${search_dir}/train.log"
+            done
+            "${python}" - "${search_dir}/sparsity_report.json" <<'EOF' | while read -r line; do log "${line}"; done
+import json, sys
+r = json.load(open(sys.argv[1]))
+s = r.get("search", {})
+print(f"mask search: stop_reason={s.get('stop_reason')} epochs={len(s.get('epochs', []))} "
+      f"sparsity_prunable={100 * r['prunable']['sparsity']:.1f}% "
+      f"sparsity_all={100 * r['all_params']['sparsity']:.1f}% "
+      f"history={[round(100 * h, 1) for h in s.get('sparsity_history', [])]}")
+EOF
+            _mark_done "${marker}" "${sig}"
+        fi
+    fi
+fi
+
+if [ "${stage}" -le 9 ] && [ "${stop_stage}" -ge 9 ]; then
+    _timed 9
+    _check_config asr_config "${asr_config}"
+    _init=()
+    _up=("${stats_dir}/.done")
+    if [ "${method}" = msrs ]; then
+        _up+=("${search_dir}/.done")
+        [ -f "${search_dir}/mask.pth" ] || die "${search_dir}/mask.pth not found: run stage 8 first"
+        case ${retrain_mode} in
+            dense) _init=(--init_param "${search_dir}/init.pth") ;;
+            sparse) _init=(--init_param "${search_dir}/init.pth"
+                           --msrs_conf mode=sparse --msrs_conf "mask_file=${search_dir}/mask.pth") ;;
+            grad_masked) _init=(--msrs_conf mode=grad_masked --msrs_conf "mask_file=${search_dir}/mask.pth") ;;
+        esac
+    fi
+    marker=${train_dir}/.done
+    sig=$(_sig "${method}" "${retrain_mode}" "${asr_args}" "$(_fsig "${asr_config}")" "$(_msig "${_up[@]}")")
+    if _is_done "${marker}" "${sig}"; then
+        log "Stage 9: training: done already (${train_dir})"
+    else
+        _what="training"
+        [ "${method}" = msrs ] && _what="MSRS ${retrain_mode} retraining from ${search_dir}"
+        log "Stage 9: ${_what}: ${dumpdir}/raw/${train_set} with ${asr_config} -> ${train_dir}"
+        _prepare_train_dir "${train_dir}" "${sig}"
+        _common_train_opts
+        # shellcheck disable=SC2086
+        _train "${train_dir}/train.log" "${train_dir}" "${_common[@]}" --config "${asr_config}" \
+            "${_init[@]}" --output_dir "${train_dir}" ${asr_args}
+        _mark_done "${marker}" "${sig}"
+    fi
+fi
+
+if [ "${stage}" -le 10 ] && [ "${stop_stage}" -ge 10 ]; then
+    _timed 10
+    marker=${train_dir}/.done.average
+    sig=$(_sig "${nbest_average}" "${best_criterion}" "${inference_asr_model}" "$(_msig "${train_dir}/.done")")
+    if _is_done "${marker}" "${sig}" && [ -e "${train_dir}/${inference_asr_model}" ]; then
+        log "Stage 10: model averaging: done already (${train_dir}/${inference_asr_model})"
+    else
+        log "Stage 10: model averaging (${best_criterion}, nbest=${nbest_average:-keep_nbest_models}): ${train_dir}/*epoch.pth -> ${train_dir}/${inference_asr_model}"
+        read -r -a _crit <<< "${best_criterion}"
+        _nb=()
+        [ -n "${nbest_average}" ] && _nb=(--nbest "${nbest_average}")
+        _run "${train_dir}/log/average.log" "${python}" -m espnet_msrs.bin.average_checkpoints \
+            --exp_dir "${train_dir}" --criterion "${_crit[@]}" "${_nb[@]}" \
+            --out "${train_dir}/${inference_asr_model}"
+        _mark_done "${marker}" "${sig}"
+    fi
+fi
+
+if [ "${stage}" -le 11 ] && [ "${stop_stage}" -ge 11 ]; then
+    _timed 11
+    _model=${train_dir}/${inference_asr_model}
+    [ -e "${_model}" ] || die "${_model} not found: run stages 9-10 first"
+    _todo=()
+    declare -A _dsig=()
+    for _s in ${decode_sets}; do
+        [ -f "${dumpdir}/raw/${_s}/text" ] || die "${dumpdir}/raw/${_s} not found: run stages 3-6 first"
+        sig=$(_sig "${inference_args}" "$(_fsig "${inference_config}")" "$(_msig "${train_dir}/.done.average")" \
+            "$(_msig "${dumpdir}/raw/${_s}/.done")")
+        if _is_done "${decode_root}/${_s}/.done" "${sig}"; then
+            log "Stage 11: decoding ${_s}: done already (${decode_root}/${_s}/text)"
+        else
+            _todo+=("${_s}")
+            _dsig[${_s}]=${sig}
+        fi
+    done
+    if [ "${#_todo[@]}" -gt 0 ]; then
+        _nj=$(min "${inference_nj}" "$(wc -l < "${dumpdir}/raw/${_todo[0]}/text")")
+        log "Stage 11: decoding (${inference_nj} jobs, ${modality}): ${_model} on ${_todo[*]} -> ${decode_root}/<set>/text"
+        _logdir=${decode_root}/logdir
+        mkdir -p "${_logdir}"
+        _sets=()
+        for _s in "${_todo[@]}"; do
+            rm -rf "${decode_root:?}/${_s}"
+            "${python}" -m espnet_msrs.bin.split_scp split --in "${dumpdir}/raw/${_s}/text" \
+                --out_pattern "${_logdir}/${_s}/keys.JOB.scp" --num "${_nj}" --keys_only true
+            mapfile -t _d < <(_infer_data_opts "${dumpdir}/raw/${_s}")
+            _spec="${_s}"
+            for ((_i = 1; _i < ${#_d[@]}; _i += 2)); do _spec+="|${_d[$_i]}"; done
+            _sets+=(--set "${_spec}")
+        done
+        _ng=0
+        ${gpu_inference} && _ng=1
+        _cfg=()
+        [ -n "${inference_config}" ] && _cfg=(--config "${inference_config}")
+        # shellcheck disable=SC2086
+        _run_array "${_nj}" "${_logdir}/decode.JOB.log" ${decode_cmd} "${python}" -m espnet_msrs.bin.decode_sets \
+            "${_sets[@]}" --key_file_pattern "${_logdir}/{set}/keys.JOB.scp" \
+            --output_pattern "${_logdir}/{set}/output.JOB" -- \
+            --ngpu "${_ng}" --batch_size 1 "${_cfg[@]}" \
+            --asr_train_config "${train_dir}/config.yaml" --asr_model_file "${_model}" \
+            ${inference_args}
+        for _s in "${_todo[@]}"; do
+            mkdir -p "${decode_root}/${_s}"
+            _parts=()
+            for _j in $(seq 1 "${_nj}"); do _parts+=("${_logdir}/${_s}/output.${_j}/1best_recog/text"); done
+            "${python}" -m espnet_msrs.bin.split_scp merge --inputs "${_parts[@]}" \
+                --out "${decode_root}/${_s}/text" --expect_keys "${dumpdir}/raw/${_s}/text"
+            _mark_done "${decode_root}/${_s}/.done" "${_dsig[${_s}]}"
+        done
+        log "Decoded: ${decode_root}/{${_todo[*]// /,}}/text"
+    fi
+fi
+
+if [ "${stage}" -le 12 ] && [ "${stop_stage}" -ge 12 ]; then
+    _timed 12
+    marker=${decode_root}/.done.score
+    sig=$(_sig "${scorer}" "$(for _s in ${decode_sets}; do _msig "${decode_root}/${_s}/.done"; done)" \
+        "$(_msig "${search_dir}/.done" "${train_dir}/.done.average")")
+    if _is_done "${marker}" "${sig}" && [ -f "${exp_tag}/RESULTS.md" ]; then
+        log "Stage 12: scoring: done already (${exp_tag}/RESULTS.md)"
+    else
+        log "Stage 12: scoring: ${decode_root}/<set>/text vs ${dumpdir}/raw/<set>/text -> ${decode_root}/<set>/score, ${exp_tag}/RESULTS.md, RESULTS.md"
+        for _s in ${decode_sets}; do
+            [ -f "${decode_root}/${_s}/text" ] || die "${decode_root}/${_s}/text not found: run stage 11 first"
+            _run "${decode_root}/${_s}/score/score.log" "${python}" -m espnet_msrs.bin.score \
+                --ref "${dumpdir}/raw/${_s}/text" --hyp "${decode_root}/${_s}/text" \
+                --out_dir "${decode_root}/${_s}/score" --scorer "${scorer}"
+        done
+        # shellcheck disable=SC2086
+        "${python}" -m espnet_msrs.bin.make_results --exp_root "${expdir}" \
+            --tag_out "${exp_tag}/RESULTS.md" --tag "${tag}" --out RESULTS.md \
+            --test_sets ${test_sets} --snrs ${snrs} --model_file "${inference_asr_model}"
+        _mark_done "${marker}" "${sig}"
+    fi
+    "${python}" -m espnet_msrs.bin.make_results --print_table "${exp_tag}/RESULTS.md"
+fi
+
+if [ "${stage}" -le 13 ] && [ "${stop_stage}" -ge 13 ]; then
+    _timed 13
+    _model=${train_dir}/${inference_asr_model}
+    _zip=${exp_tag}/packed/model.zip
+    marker=${exp_tag}/packed/.done
+    sig=$(_sig "$(_msig "${train_dir}/.done.average" "${decode_root}/.done.score")" "$(_fsig "${inference_config}")")
+    if _is_done "${marker}" "${sig}" && [ -f "${_zip}" ]; then
+        log "Stage 13: packing: done already (${_zip})"
+    else
+        log "Stage 13: packing for the model zoo: ${train_dir}/{config.yaml,${inference_asr_model}} -> ${_zip}"
+        mkdir -p "${exp_tag}/packed"
+        _opts=()
+        [ "${token_type}" = bpe ] && _opts+=(--option "${bpemodel}")
+        [ -f "${exp_tag}/RESULTS.md" ] && _opts+=(--option "${exp_tag}/RESULTS.md")
+        [ -f "${search_dir}/sparsity_report.json" ] && _opts+=(--option "${search_dir}/sparsity_report.json")
+        rm -f "${_zip}"
+        _run "${exp_tag}/packed/pack.log" "${python}" -m espnet2.bin.pack asr \
+            --asr_train_config "${train_dir}/config.yaml" --asr_model_file "${_model}" \
+            "${_opts[@]}" --outpath "${_zip}"
+        _t=${_test_sets[0]}
+        log "Stage 13: check: safe unpack of ${_zip} with espnet_model_zoo, decode one utterance of ${_t} with Speech2Text"
+        _cfg=()
+        [ -n "${inference_config}" ] && _cfg=(--inference_config "${inference_config}")
+        _run "${exp_tag}/packed/check.log" "${python}" -m espnet_msrs.bin.check_packed_model \
+            --zip "${_zip}" --data_dir "${dumpdir}/raw/${_t}" --modality "${modality}" \
+            --reference_hyp "${decode_root}/${_t}/text" --out "${exp_tag}/packed/check.json" "${_cfg[@]}"
+        _mark_done "${marker}" "${sig}"
+    fi
+fi
+
+if [ "${stop_stage}" -ge 12 ] && [ -f "${exp_tag}/RESULTS.md" ]; then
+    log "Results: ${exp_tag}/RESULTS.md (all experiments: RESULTS.md)$([ -f "${exp_tag}/packed/model.zip" ] && echo "; packed model: ${exp_tag}/packed/model.zip")"
+fi
+_timed end
+log "Wall time per stage:${_stage_times}"
+log "Successfully finished. [elapsed=${SECONDS}s]"
