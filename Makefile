@@ -1,36 +1,53 @@
 # espnet_msrs — the two commands a fresh machine needs:
 #   make demo   the embedded synthetic audio-visual recipe, stages 1-13
 #   make test   the test suite
-# Both create the Python environment (.venv) first if it is missing or stale.
+# Both create the Python environment (.venv) from requirements.lock first if it
+# is missing or stale. `make lock` regenerates the lock from requirements.in.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-ENV_HASH := $(shell cat requirements.txt setup.py Makefile | sha1sum | cut -c1-12)
+UV := $(VENV)/bin/uv
+LOCK := requirements.lock
+ENV_HASH := $(shell cat $(LOCK) setup.py tools/check_env.py | sha1sum | cut -c1-12)
 STAMP := $(VENV)/.env-$(ENV_HASH)
 DEMO_DIR := egs2/synthgrid/avsr1
 PYTEST_ARGS ?=
 
-.PHONY: env test demo clean-env
+.PHONY: env lock test demo clean-env
 
 env: $(STAMP)
 
+# uv (pinned with its hash in the lock) is bootstrapped with pip, then installs
+# exactly the lock; the check fails at once if the core stack does not import.
 $(STAMP):
-	@echo "== creating the environment in $(VENV) (espnet 202511, torch 2.11) =="
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --disable-pip-version-check -r requirements.txt "pytest==8.*"
-	@# espnet_model_zoo would re-resolve torch: its run-time deps are in requirements.txt
-	$(PY) -m pip install --disable-pip-version-check --no-deps "espnet_model_zoo==0.1.7"
-	$(PY) -m pip install --disable-pip-version-check --no-deps -e .
-	@# sclite (Debian's sctk) is optional: scoring falls back to our own scorer.
+	@echo "== creating the environment in $(VENV) from $(LOCK) =="
+	@start=$$(date +%s); \
+	set -e; \
+	test -x $(PY) || $(PYTHON) -m venv $(VENV); \
+	awk '/^uv==/{p=1} p{print} p&&!/\\$$/{exit}' $(LOCK) > $(VENV)/uv-pin.txt; \
+	$(PY) -m pip install -q --disable-pip-version-check --require-hashes --no-deps -r $(VENV)/uv-pin.txt; \
+	$(UV) pip sync -q --python $(PY) --require-hashes $(LOCK); \
+	$(UV) pip install -q --python $(PY) --no-deps --no-build-isolation -e .; \
+	$(PY) tools/check_env.py $(LOCK); \
+	echo "== environment ready in $$(( $$(date +%s) - start )) s =="
+	@# sclite (Debian's sctk) scores when installed; jiwer (in the lock) otherwise.
 	@if [ ! -x /usr/lib/sctk/bin/sclite ] && ! command -v sclite >/dev/null \
 	    && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    (apt-get install -y -qq sctk >/dev/null 2>&1 || \
 	     (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq sctk >/dev/null 2>&1)) \
-	    || echo "note: could not install sctk; sclite comparisons will be skipped"; \
+	    || echo "note: could not install sctk; scoring uses jiwer"; \
 	fi
 	@rm -f $(VENV)/.env-*
 	@touch $@
+
+# Resolve requirements.in into the lock (exact versions + hashes, Linux x86_64,
+# CPython 3.11). Needs uv: the env's own, or any on PATH.
+lock:
+	@uv=$$( [ -x $(UV) ] && echo $(UV) || command -v uv ) || { echo "make lock needs uv (make env, or pip install uv)"; exit 1; }; \
+	$$uv pip compile requirements.in --python-version 3.11 \
+	    --python-platform x86_64-manylinux_2_28 --generate-hashes --no-header -q -o $(LOCK)
+	@echo "wrote $(LOCK) ($$(grep -c '^[A-Za-z0-9].*==' $(LOCK)) packages)"
 
 test: env
 	$(PY) -m pytest -q $(PYTEST_ARGS) tests
