@@ -75,6 +75,9 @@ def register() -> Dict[str, List[str]]:
             does not derive from the base class the choice requires.
     """
     global _registered
+    from espnet_msrs.utils.runtime import disable_nltk_downloads
+
+    disable_nltk_downloads()  # before the espnet2 imports below reach g2p_en
     with _lock:
         added: Dict[str, List[str]] = {}
         for choices, name, cls, base in _choices():

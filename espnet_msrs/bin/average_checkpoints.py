@@ -25,6 +25,10 @@ import sys
 from pathlib import Path
 from typing import List, Optional, Tuple
 
+from espnet_msrs.utils.runtime import setup_logging
+
+logger = logging.getLogger(__name__)
+
 
 def _default_nbest(exp_dir: Path) -> int:
     import yaml
@@ -88,12 +92,12 @@ def average_checkpoints(
             f"{exp}/{ranked[0][0]}epoch.pth"
         )
     if available < nbest:
-        logging.warning(
+        logger.warning(
             f"only the {available} best epoch file(s) are on disk; averaging "
             f"{available} instead of {nbest} (raise keep_nbest_models to keep more)"
         )
         nbest = available
-    logging.info(
+    logger.info(
         f"averaging: exp_dir={exp} criterion={phase}.{key}.{mode} nbest={nbest} "
         f"epochs={[e for e, _ in ranked[:nbest]]} "
         f"values={[round(v, 4) for _, v in ranked[:nbest]]}"
@@ -111,7 +115,7 @@ def average_checkpoints(
         link.parent.mkdir(parents=True, exist_ok=True)
         rel = os.path.relpath(target, link.parent)
         link.symlink_to(rel)
-    logging.info(f"averaged model: {target}" + (f" (linked as {out})" if out else ""))
+    logger.info(f"averaged model: {target}" + (f" (linked as {out})" if out else ""))
     return target
 
 
@@ -130,10 +134,7 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def main(cmd: Optional[List[str]] = None) -> None:
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s",
-    )
+    setup_logging(logging.INFO)
     args = get_parser().parse_args(cmd)
     average_checkpoints(args.exp_dir, tuple(args.criterion), args.nbest, args.out)
 

@@ -129,6 +129,10 @@ os.environ.setdefault("KINETO_LOG_LEVEL", "5")  # silence kineto's "no GPU" line
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
+from espnet_msrs.utils.runtime import setup_logging
+
+logger = logging.getLogger(__name__)
+
 Alpha = Union[float, List[float]]
 
 #: Variant name -> specification (``kind`` and its options, paper row).
@@ -795,7 +799,7 @@ def _run(conf: BenchConfig, variants: Sequence[str], device: torch.device
     svd_costs = {}
     if any(VARIANTS[v]["kind"] == "lowrank" for v in variants):
         svd_costs = svd_init_cost(conf)
-        logging.info(f"benchmark: svd_init_seconds={svd_costs}")
+        logger.info(f"benchmark: svd_init_seconds={svd_costs}")
     built: Dict[str, Variant] = {}
     results: Dict[str, Dict[str, Any]] = {}
     for name in variants:
@@ -821,7 +825,7 @@ def _run(conf: BenchConfig, variants: Sequence[str], device: torch.device
             plan = getattr(getattr(variant.model, sub), "linear_plan", {})
             plans[sub] = {k: v["rank"] for k, v in plan.items() if v["type"] == "lowrank"}
         results[name]["ranks"] = plans
-        logging.info(f"benchmark: built variant={name} "
+        logger.info(f"benchmark: built variant={name} "
                      f"params={results[name]['params']['theta']} "
                      f"fwd_gflops={flops['total'] / 1e9:.2f} "
                      f"seconds={results[name]['build_seconds']:.1f}")
@@ -840,7 +844,7 @@ def _run(conf: BenchConfig, variants: Sequence[str], device: torch.device
             if r >= conf.warmup:
                 for key, value in times.items():
                     samples[name][key].append(value)
-        logging.info(f"benchmark: round={r + 1}/{rounds} warmup={r < conf.warmup} "
+        logger.info(f"benchmark: round={r + 1}/{rounds} warmup={r < conf.warmup} "
                      f"elapsed={time.perf_counter() - t_start:.0f}s")
     for name in variants:
         results[name]["time"] = {k: _summary(v) for k, v in samples[name].items()}
@@ -1093,9 +1097,7 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
 def main(cmd: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     """Command-line entry point; returns the result written to ``--out``."""
     args = get_parser().parse_args(cmd)
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: "
-                        "%(message)s")
+    setup_logging(logging.INFO)
     conf = config_from_args(args)
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     result = run_benchmark(conf, variants)
@@ -1116,7 +1118,7 @@ def main(cmd: Optional[Sequence[str]] = None) -> Dict[str, Any]:
         + format_table(result) + "\n" + format_against_limit(result)
     )
     sys.stdout.write(text + "\n")
-    logging.info(f"benchmark: json={args.out}")
+    logger.info(f"benchmark: json={args.out}")
     return result
 
 

@@ -38,6 +38,7 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+from espnet_msrs.utils.runtime import setup_logging
 from espnet_msrs.utils.data_dir import read_kv, str2bool
 
 logger = logging.getLogger(__name__)
@@ -172,14 +173,7 @@ def main(cmd: Optional[List[str]] = None) -> int:
     register()
     import espnet2.tasks.asr  # noqa: F401  (registers our classes)
 
-    # see espnet_msrs.bin.decode_sets: a warning while importing espnet2
-    # leaves a WARNING-level root handler behind.
-    for handler in list(logging.root.handlers):
-        logging.root.removeHandler(handler)
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s",
-    )
+    setup_logging(logging.INFO)
     try:
         report = check_packed_model(
             args.zip, args.data_dir, args.modality, args.inference_config,

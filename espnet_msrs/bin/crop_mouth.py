@@ -36,6 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
+from espnet_msrs.utils.runtime import setup_logging
+
 logger = logging.getLogger(__name__)
 
 
@@ -176,10 +178,7 @@ def get_parser() -> argparse.ArgumentParser:
 def main(cmd: Optional[List[str]] = None) -> int:
     """Run the cropper; returns (and exits with) the process status."""
     args = get_parser().parse_args(cmd)
-    logging.basicConfig(
-        level=args.log_level,
-        format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s",
-    )
+    setup_logging(args.log_level)
     if args.nj < 1:
         raise ValueError(f"--nj={args.nj} must be >= 1")
     videos = read_scp(args.video_scp)

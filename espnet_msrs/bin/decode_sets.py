@@ -32,6 +32,10 @@ import time
 from pathlib import Path
 from typing import List, Optional, Tuple
 
+from espnet_msrs.utils.runtime import setup_logging
+
+logger = logging.getLogger(__name__)
+
 
 def parse_set(spec: str) -> Tuple[str, List[Tuple[str, str, str]]]:
     """``name|path,name,type|...`` -> (name, [(path, name, type), ...]).
@@ -91,21 +95,14 @@ def main(cmd: Optional[List[str]] = None) -> None:
     from espnet2.bin.asr_inference import get_parser as espnet_parser
     from espnet2.bin.asr_inference import inference
 
-    # A warning logged while espnet2 is imported installs a root handler at
-    # WARNING level, which would make ESPnet's basicConfig(INFO) a no-op.
-    for handler in list(logging.root.handlers):
-        logging.root.removeHandler(handler)
     base = espnet_parser().parse_args(
         espnet_argv
         + ["--output_dir", "unused", "--data_path_and_name_and_type", "unused,speech,sound"]
     )
-    logging.basicConfig(
-        level=base.log_level,
-        format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s",
-    )
+    setup_logging(base.log_level)
     start = time.monotonic()
     total_keys = []
-    for name, _ in sets:
+    for name, data in sets:
         key_file = args.key_file_pattern.replace("{set}", name) if args.key_file_pattern else None
         total_keys.append(_num_keys(Path(key_file) if key_file else Path(data[0][0])))
     done_keys = 0
@@ -114,7 +111,7 @@ def main(cmd: Optional[List[str]] = None) -> None:
         out_dir = Path(args.output_pattern.replace("{set}", name))
         n_keys = total_keys[i]
         if n_keys > 0 and _num_keys(out_dir / "1best_recog" / "text") == n_keys:
-            logging.info(f"decode set={name}: done already ({out_dir})")
+            logger.info(f"decode set={name}: done already ({out_dir})")
         else:
             kwargs = dict(vars(base))
             kwargs.pop("config", None)
@@ -124,14 +121,14 @@ def main(cmd: Optional[List[str]] = None) -> None:
                 key_file=key_file,
                 allow_variable_data_keys=True,
             )
-            logging.info(f"decode set={name} utterances={n_keys} -> {out_dir}")
+            logger.info(f"decode set={name} utterances={n_keys} -> {out_dir}")
             inference(**kwargs)
         done_keys += max(n_keys, 0)
         elapsed = time.monotonic() - start
         remaining = sum(max(k, 0) for k in total_keys[i + 1 :])
         rate = done_keys / max(elapsed, 1e-9)
         eta = remaining / rate if rate > 0 else 0.0
-        logging.info(
+        logger.info(
             f"progress sets={i + 1}/{len(sets)} utterances={done_keys} "
             f"rate={rate:.2f} utt/s elapsed={elapsed:.0f}s eta={eta:.0f}s"
         )

@@ -53,7 +53,10 @@ import numpy as np
 if __package__ in (None, ""):  # run by file path: make espnet_msrs importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from espnet_msrs.utils.runtime import setup_logging
 from espnet_msrs.utils.data_dir import read_kv, str2bool, write_if_changed  # noqa
+
+logger = logging.getLogger(__name__)
 
 logger = logging.getLogger("detect_landmarks")
 
@@ -333,10 +336,7 @@ class _MeshFactory:
 def main(cmd: Optional[Sequence[str]] = None) -> int:
     """Run the detector; returns the exit status."""
     args = get_parser().parse_args(cmd)
-    logging.basicConfig(
-        level=args.log_level,
-        format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s",
-    )
+    setup_logging(args.log_level)
     if args.nj < 1:
         raise ValueError(f"--nj={args.nj} must be >= 1")
     videos = dict(read_kv(args.video_scp))

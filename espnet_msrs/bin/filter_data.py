@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 from typing import Dict, List, Optional
 
+from espnet_msrs.utils.runtime import setup_logging
 from espnet_msrs.utils.data_dir import read_kv, subset_data_dir, write_if_changed
 
 logger = logging.getLogger(__name__)
@@ -74,10 +75,7 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def main(cmd: Optional[List[str]] = None) -> None:
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s",
-    )
+    setup_logging(logging.INFO)
     args = get_parser().parse_args(cmd)
     filter_data_dir(args.in_dir, args.out_dir, args.min_dur, args.max_dur)
 

@@ -33,6 +33,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import soundfile
 
+from espnet_msrs.utils.runtime import setup_logging
 from espnet_msrs.utils.data_dir import read_kv, subset_data_dir
 
 logger = logging.getLogger(__name__)
@@ -174,10 +175,7 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def main(cmd: Optional[List[str]] = None) -> None:
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s",
-    )
+    setup_logging(logging.INFO)
     args = get_parser().parse_args(cmd)
     make_noisy_sets(args.data_dir, args.noise, args.snrs, args.out_data_prefix,
                     args.out_wav_prefix, args.seed, args.nj)

@@ -36,6 +36,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
+from espnet_msrs.utils.runtime import setup_logging
 from espnet_msrs.scoring.results import load_result, make_results_md
 
 logger = logging.getLogger(__name__)
@@ -214,10 +215,7 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def main(cmd: Optional[List[str]] = None) -> None:
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s",
-    )
+    setup_logging(logging.INFO)
     args = get_parser().parse_args(cmd)
     if args.print_table:
         print_table(Path(args.print_table))

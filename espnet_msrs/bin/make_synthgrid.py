@@ -18,6 +18,7 @@ import os
 import sys
 from typing import List, Optional
 
+from espnet_msrs.utils.runtime import setup_logging
 from espnet_msrs.synth.grid_corpus import GenerationConfig, generate_corpus
 
 
@@ -69,10 +70,7 @@ def get_parser() -> argparse.ArgumentParser:
 def main(cmd: Optional[List[str]] = None) -> None:
     """Run the generator from the command line."""
     args = get_parser().parse_args(cmd)
-    logging.basicConfig(
-        level=args.log_level,
-        format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s",
-    )
+    setup_logging(args.log_level)
     config = GenerationConfig(
         num_speakers=args.num_speakers,
         utts_per_speaker=args.utts_per_speaker,

@@ -49,6 +49,10 @@ from typing import Dict, List, Mapping, Optional, Sequence, TextIO, Tuple, Union
 import torch
 import yaml
 
+from espnet_msrs.utils.runtime import setup_logging
+
+logger = logging.getLogger(__name__)
+
 DEFAULT_VOCAB_SIZE = 5000
 #: Keys of an experiment's ``config.yaml`` (ESPnet's ``main`` writes them) that
 #: are not options to re-apply: run-time values, and ``config``, the training
@@ -264,7 +268,7 @@ def resolve_token_list(
             f"default: token_list file {token_list} not found; "
             "pass --vocab_size to choose"
         )
-        logging.warning(f"model_summary: {source}")
+        logger.warning(f"model_summary: {source}")
         return _placeholder_token_list(DEFAULT_VOCAB_SIZE), source
     return _placeholder_token_list(DEFAULT_VOCAB_SIZE), "default: the papers' 5000"
 
@@ -520,10 +524,7 @@ def get_parser() -> argparse.ArgumentParser:
 def main(cmd: Optional[Sequence[str]] = None) -> int:
     """Command-line entry point; returns total_params."""
     args = get_parser().parse_args(cmd)
-    logging.basicConfig(
-        level=args.log_level,
-        format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s",
-    )
+    setup_logging(args.log_level)
     return summarize(args.config, args.vocab_size, args.checkpoint)
 
 

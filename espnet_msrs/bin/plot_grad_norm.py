@@ -30,6 +30,10 @@ import re
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from espnet_msrs.utils.runtime import setup_logging
+
+logger = logging.getLogger(__name__)
+
 DEFAULT_KEY = "grad_norm_enc0_ffn"
 LAYOUTS = ("side_by_side", "overlay")
 _LOG_LINE = re.compile(r"(\d+)epoch:train:(\d+)-(\d+)batch: (.*)$")
@@ -214,9 +218,7 @@ def get_parser() -> argparse.ArgumentParser:
 def main(cmd: Optional[Sequence[str]] = None) -> Dict:
     """Command-line entry point; returns the JSON data written."""
     args = get_parser().parse_args(cmd)
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: "
-                        "%(message)s")
+    setup_logging(logging.INFO)
     runs = [parse_run(spec) for spec in args.run]
     data = collect(runs, args.key)
     plot(data, args.key, args.output, args.layout, not args.linear_y, args.clip,
@@ -227,9 +229,9 @@ def main(cmd: Optional[Sequence[str]] = None) -> Dict:
     json_path = args.json or args.output.with_suffix(".json")
     json_path.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     for run in data:
-        logging.info(f"plot_grad_norm: run={run['label']} points={len(run['steps'])} "
+        logger.info(f"plot_grad_norm: run={run['label']} points={len(run['steps'])} "
                      f"source={run['source']}")
-    logging.info(f"plot_grad_norm: png={args.output} json={json_path}")
+    logger.info(f"plot_grad_norm: png={args.output} json={json_path}")
     return result
 
 

@@ -42,6 +42,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 
+from espnet_msrs.utils.runtime import setup_logging
 from espnet_msrs.layers.linear_policy import linear_group
 
 _BLOCK_WEIGHT = re.compile(
@@ -260,9 +261,7 @@ def get_parser() -> argparse.ArgumentParser:
 def main(cmd: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     """Command-line entry point; returns the JSON data written."""
     args = get_parser().parse_args(cmd)
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: "
-                        "%(message)s")
+    setup_logging(logging.INFO)
     if not 0.0 < args.energy <= 1.0:
         raise ValueError(f"--energy={args.energy} must be in (0, 1]")
     items = order_checkpoints([parse_checkpoint(s) for s in args.checkpoint])

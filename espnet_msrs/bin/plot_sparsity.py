@@ -33,6 +33,10 @@ import re
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
+from espnet_msrs.utils.runtime import setup_logging
+
+logger = logging.getLogger(__name__)
+
 #: Fig. 3 groups in drawing order; block groups are pooled over blocks.
 GROUP_ORDER: Tuple[str, ...] = (
     "frontend", "fusion", "encoder.input", "encoder.block", "encoder.other",
@@ -233,9 +237,7 @@ def get_parser() -> argparse.ArgumentParser:
 def main(cmd: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     """Command-line entry point; returns the JSON data written."""
     args = get_parser().parse_args(cmd)
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: "
-                        "%(message)s")
+    setup_logging(logging.INFO)
     data = load_reports(args.report)
     panels = plot(data, args.out, args.title)
     result = {"panels": panels, "reports": data}
@@ -243,10 +245,10 @@ def main(cmd: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     for run in data:
-        logging.info(f"plot_sparsity: report={run['label']} "
+        logger.info(f"plot_sparsity: report={run['label']} "
                      f"prunable_sparsity={run['overall']['prunable']} "
                      f"groups={len(run['groups'])}")
-    logging.info(f"plot_sparsity: png={args.out} json={json_path}")
+    logger.info(f"plot_sparsity: png={args.out} json={json_path}")
     return result
 
 

@@ -32,6 +32,7 @@ from typing import List, Optional, Tuple
 import numpy as np
 import soundfile
 
+from espnet_msrs.utils.runtime import setup_logging
 from espnet_msrs.utils.data_dir import read_kv, str2bool, write_if_changed
 
 logger = logging.getLogger(__name__)
@@ -102,10 +103,7 @@ def get_parser() -> argparse.ArgumentParser:
 def main(cmd: Optional[List[str]] = None) -> int:
     """Run the resampler; returns the exit status."""
     args = get_parser().parse_args(cmd)
-    logging.basicConfig(
-        level=args.log_level,
-        format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s",
-    )
+    setup_logging(args.log_level)
     if args.nj < 1:
         raise ValueError(f"--nj={args.nj} must be >= 1")
     if args.sample_rate <= 0:

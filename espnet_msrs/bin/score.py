@@ -17,7 +17,10 @@ import logging
 import sys
 from typing import List, Optional
 
+from espnet_msrs.utils.runtime import setup_logging
 from espnet_msrs.scoring.results import score_dir
+
+logger = logging.getLogger(__name__)
 
 _SCORERS = {"auto": "auto", "sclite": True, "python": False}
 
@@ -61,10 +64,7 @@ def get_parser() -> argparse.ArgumentParser:
 def main(cmd: Optional[List[str]] = None) -> None:
     """Run the scorer from the command line."""
     args = get_parser().parse_args(cmd)
-    logging.basicConfig(
-        level=args.log_level,
-        format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s",
-    )
+    setup_logging(args.log_level)
     result = score_dir(
         args.ref,
         args.hyp,
@@ -73,7 +73,7 @@ def main(cmd: Optional[List[str]] = None) -> None:
         utt2spk=args.utt2spk,
         case_sensitive=args.case_sensitive,
     )
-    logging.info(
+    logger.info(
         f"WER={result['wer']:.2f}% CER={result['cer']:.2f}% "
         f"n_utts={result['n_utts']} scorer={result['scorer']} "
         f"missing_hyps={len(result['missing_hyps'])} out_dir={args.out_dir}"

@@ -24,7 +24,10 @@ import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
+from espnet_msrs.utils.runtime import setup_logging
 from espnet_msrs.utils.data_dir import str2bool, write_if_changed
+
+logger = logging.getLogger(__name__)
 
 
 def _lines(path: str) -> List[str]:
@@ -74,7 +77,7 @@ def split_file(path: str, out_pattern: str, num: int, keys_only: bool = False) -
         out = Path(out_pattern.replace("JOB", str(i)))
         write_if_changed(out, "".join(line + "\n" for line in part))
         outs.append(out)
-    logging.info(f"split {path} ({len(lines)} lines) into {num} parts: {out_pattern}")
+    logger.info(f"split {path} ({len(lines)} lines) into {num} parts: {out_pattern}")
     return outs
 
 
@@ -111,11 +114,11 @@ def merge_files(
         report["unexpected"] = sorted(set(entries) - set(expected))
         for what in ("missing", "unexpected"):
             if report[what]:
-                logging.warning(
+                logger.warning(
                     f"merge {out}: {len(report[what])} {what} key(s), e.g. {report[what][:3]}"
                 )
     write_if_changed(out, "".join(entries[k] + "\n" for k in sorted(entries)))
-    logging.info(f"merged {len(inputs)} parts ({len(entries)} lines) into {out}")
+    logger.info(f"merged {len(inputs)} parts ({len(entries)} lines) into {out}")
     return report
 
 
@@ -140,10 +143,7 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def main(cmd: Optional[List[str]] = None) -> None:
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s",
-    )
+    setup_logging(logging.INFO)
     args = get_parser().parse_args(cmd)
     if args.command == "split":
         split_file(args.input, args.out_pattern, args.num, args.keys_only)

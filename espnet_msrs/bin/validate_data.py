@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
+from espnet_msrs.utils.runtime import setup_logging
 from espnet_msrs.utils.data_dir import (
     read_kv,
     spk2utt_from_utt2spk,
@@ -415,10 +416,7 @@ def get_parser() -> argparse.ArgumentParser:
 
 def main(cmd: Optional[List[str]] = None) -> int:
     args = get_parser().parse_args(cmd)
-    logging.basicConfig(
-        level=args.log_level,
-        format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s",
-    )
+    setup_logging(args.log_level)
     if args.nj < 1:
         raise ValueError(f"--nj={args.nj} must be >= 1")
     exp = Expectations(

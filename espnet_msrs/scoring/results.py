@@ -26,6 +26,8 @@ from espnet_msrs.scoring.wer import (
     words_to_chars,
 )
 
+logger = logging.getLogger(__name__)
+
 #: SNR columns of MSRS Table 3 (dB), then the clean condition.
 SNR_COLUMNS = (-7.5, -2.5, 2.5, 7.5, 12.5, "clean")
 #: Placeholder of a missing table cell.
@@ -158,7 +160,7 @@ def score_dir(
     out_dir.mkdir(parents=True, exist_ok=True)
     ref = read_text(ref_text)
     hyp = read_text(hyp_text)
-    logging.info(f"scoring: ref={ref_text} hyp={hyp_text} -> {out_dir}")
+    logger.info(f"scoring: ref={ref_text} hyp={hyp_text} -> {out_dir}")
     score = score_texts(
         ref, hyp, case_sensitive, ref_name=str(ref_text), hyp_name=str(hyp_text)
     )
@@ -180,7 +182,7 @@ def score_dir(
                     f"nor at {', '.join(sclite_mod.SCLITE_FALLBACK_PATHS)}; "
                     "install it with 'apt-get install sctk'"
                 )
-            logging.info("sclite not found; using the python scorer")
+            logger.info("sclite not found; using the python scorer")
         else:
             try:
                 word_s, _ = sclite_mod.sclite_score(
@@ -198,13 +200,13 @@ def score_dir(
             except (RuntimeError, ValueError) as e:
                 if use_sclite is True:
                     raise
-                logging.warning(f"sclite failed, using the python scorer: {e}")
+                logger.warning(f"sclite failed, using the python scorer: {e}")
                 sclite_bin = None
             else:
                 scorer = "sclite"
                 agrees = word_s == word and char_s == char
                 if not agrees:
-                    logging.warning(
+                    logger.warning(
                         f"python scorer disagrees with sclite on {hyp_text}: "
                         f"sclite word={word_s} char={char_s}; "
                         f"python word={word} char={char}"
@@ -245,7 +247,7 @@ def score_dir(
     with (out_dir / "result.json").open("w", encoding="utf-8") as f:
         json.dump(result, f, indent=2, ensure_ascii=False)
         f.write("\n")
-    logging.info(
+    logger.info(
         f"scored n_utts={score.n_utts} wer={word.error_rate:.2f} "
         f"cer={char.error_rate:.2f} scorer={scorer} out={out_dir / 'result.json'}"
     )
@@ -510,5 +512,5 @@ def make_results_md(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
-    logging.info(f"wrote {path}")
+    logger.info(f"wrote {path}")
     return text

@@ -25,6 +25,8 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from espnet_msrs.scoring.wer import ErrorCounts
 
+logger = logging.getLogger(__name__)
+
 #: Where Debian's ``sctk`` package installs sclite (not on ``PATH``).
 SCLITE_FALLBACK_PATHS = ("/usr/lib/sctk/bin/sclite",)
 
@@ -249,7 +251,7 @@ def run_sclite(
         "all",
         "stdout",
     ]
-    logging.info(f"running: {' '.join(cmd)}")
+    logger.info(f"running: {' '.join(cmd)}")
     proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace")
     if proc.returncode != 0 or "Error" in proc.stderr:
         raise RuntimeError(

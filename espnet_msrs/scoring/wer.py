@@ -37,6 +37,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
+logger = logging.getLogger(__name__)
+
 #: sclite's word distances (SCTK ``word.c:wwd_WORD``).
 CORRECT_COST = 0
 SUBSTITUTION_COST = 4
@@ -396,21 +398,21 @@ def score_texts(
     score.extra_hyps = [u for u in hyp if u not in ref]
     score.markup_tokens = sorted(markup)
     if score.missing_hyps:
-        logging.warning(
+        logger.warning(
             f"{hyp_name}: no hypothesis for {len(score.missing_hyps)} of "
             f"{len(ref)} reference utterances (scored as deletions): "
             + " ".join(score.missing_hyps[:10])
             + (" ..." if len(score.missing_hyps) > 10 else "")
         )
     if score.extra_hyps:
-        logging.warning(
+        logger.warning(
             f"{hyp_name}: {len(score.extra_hyps)} utterances have no reference in "
             f"{ref_name} and are not scored: "
             + " ".join(score.extra_hyps[:10])
             + (" ..." if len(score.extra_hyps) > 10 else "")
         )
     if score.markup_tokens:
-        logging.warning(
+        logger.warning(
             f"tokens with a special meaning to sclite are scored literally: "
             f"{' '.join(score.markup_tokens[:10])}"
         )

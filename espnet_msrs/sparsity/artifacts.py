@@ -32,6 +32,8 @@ from espnet_msrs.sparsity.policy import (
 )
 from espnet_msrs.sparsity.report import model_sparsity_report
 
+logger = logging.getLogger(__name__)
+
 
 def _atomic_torch_save(obj, path: Path) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
@@ -144,7 +146,7 @@ def write_search_artifacts(model, controller, out_dir: Path, stop_reason: str) -
         "parameters",
     )
     _atomic_write_text(json.dumps(report, indent=2), out_dir / "sparsity_report.json")
-    logging.info(
+    logger.info(
         f"msrs mask search artifacts: dir={out_dir} stop_reason={stop_reason} "
         f"epoch={search['final_epoch']} "
         f"sparsity_prunable={report['prunable']['sparsity']:.4f} "

@@ -67,6 +67,8 @@ import torch
 
 from espnet_msrs.sparsity.policy import mask_penalty, masked_modules
 
+logger = logging.getLogger(__name__)
+
 
 class MaskSearchConverged(Exception):
     """Raised by the trainer at the start of an epoch once the mask is stable."""
@@ -223,7 +225,7 @@ class MaskSearchController(torch.nn.Module):
         sparsity = self.record(epoch)
         previous = self.sparsity_at(epoch - 1)
         delta = sparsity - previous if previous is not None else float("nan")
-        logging.info(
+        logger.info(
             f"msrs mask search: epoch={epoch} sparsity={sparsity:.4f} "
             f"delta={delta:+.4f} epsilon={self.epsilon} converged={self.converged}"
         )

@@ -38,6 +38,8 @@ from espnet_msrs.sparsity.masked_layers import (
     MaskedWeightMixin,
 )
 
+logger = logging.getLogger(__name__)
+
 MASKED_CLASSES: Dict[Type[nn.Module], Type[MaskedWeightMixin]] = {
     nn.Linear: MaskedLinear,
     nn.Conv1d: MaskedConv1d,
@@ -153,7 +155,7 @@ def apply_masks(
             new = MASKED_CLASSES[type(module)].from_dense(module, **mask_kwargs)
             replaced[id(module)] = new
         _replace_module(model, name, new)
-    logging.info(
+    logger.info(
         "MSRS masks: selected=%d new=%d of prunable=%d",
         len(selected),
         len(replaced),
@@ -412,7 +414,7 @@ class FixedMaskHooks:
             self._handles.append(param.register_hook(self._grad_hook(name)))
         if mode == "sparse":
             self.zero_masked_weights()
-        logging.info(
+        logger.info(
             "MSRS fixed masks: mode=%s masks=%d sparsity=%.4f",
             mode,
             len(self.masks),

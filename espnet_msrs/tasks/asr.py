@@ -39,10 +39,15 @@ import logging
 from typing import Dict, List
 
 import torch
-from espnet2.optimizers.optim_groups import configure_optimizer
-from espnet2.tasks.abs_task import optim_classes
-from espnet2.tasks.asr import ASRTask
-from espnet2.utils.nested_dict_action import NestedDictAction
+
+from espnet_msrs.utils.runtime import disable_nltk_downloads, drop_implicit_log_handlers
+
+disable_nltk_downloads()  # before espnet2's import reaches g2p_en (no log, no I/O)
+
+from espnet2.optimizers.optim_groups import configure_optimizer  # noqa: E402
+from espnet2.tasks.abs_task import optim_classes  # noqa: E402
+from espnet2.tasks.asr import ASRTask  # noqa: E402
+from espnet2.utils.nested_dict_action import NestedDictAction  # noqa: E402
 
 from espnet_msrs.sparsity.controller import MaskSearchController
 from espnet_msrs.sparsity.policy import (
@@ -57,6 +62,8 @@ from espnet_msrs.train.grad_norm import (
     default_grad_norm_params,
 )
 from espnet_msrs.train.msrs_trainer import MSRSTrainer
+
+logger = logging.getLogger(__name__)
 
 MSRS_MODES = ("none", "search", "sparse", "grad_masked")
 MSRS_DEFAULTS = dict(
@@ -138,7 +145,7 @@ def install_msrs(model: torch.nn.Module, args: argparse.Namespace) -> None:
         # Masked linears chosen in encoder_conf/decoder_conf (*_linear: masked)
         # are a mask search over those layers: they get the λ·Σφ penalty, the
         # φ optimizer and the stopping rule like msrs_conf.mode=search.
-        logging.info(
+        logger.info(
             f"msrs: {len(prebuilt)} masked layers from the model config; running "
             "a mask search over them (msrs_conf.mode=search semantics)"
         )
@@ -154,7 +161,7 @@ def install_msrs(model: torch.nn.Module, args: argparse.Namespace) -> None:
             exclude=opts["exclude"],
             **{k: opts[k] for k in _MASK_KWARGS},
         )
-        logging.info(f"msrs mask search: masked_weights={len(names)}")
+        logger.info(f"msrs mask search: masked_weights={len(names)}")
         MaskSearchController(
             mask_penalty=opts["mask_penalty"],
             epsilon=opts["epsilon"],
@@ -167,7 +174,7 @@ def install_msrs(model: torch.nn.Module, args: argparse.Namespace) -> None:
         object.__setattr__(model, "_msrs_fixed_mask_hooks", hooks)
         if mode == "sparse":
             model.register_forward_pre_hook(_zero_masked_weights_once)
-        logging.info(
+        logger.info(
             f"msrs {mode} training: masks={len(masks)} from {opts['mask_file']}"
         )
     groups = getattr(args, "grad_norm_params", None)
@@ -218,7 +225,7 @@ class PhiGradClipper:
             grads, max_norm=self.max_norm, norm_type=self.norm_type
         )
         if not torch.isfinite(norm):
-            logging.warning(
+            logger.warning(
                 f"msrs mask search: mask-logit grad norm is {norm}; skipping the "
                 "mask-logit update of this step"
             )
@@ -282,7 +289,7 @@ def build_msrs_optimizers(
                 "e.g. optim2: adamw, optim2_conf: {lr: 0.001, betas: [0.9, 0.98]}"
             )
         if args.optim2 != args.optim:
-            logging.warning(
+            logger.warning(
                 f"msrs mask search: --optim2={args.optim2} (mask logits) differs "
                 f"from --optim={args.optim}; MSRS uses AdamW for both"
             )
@@ -332,6 +339,16 @@ class MSRSASRTask(ASRTask):
     def optional_data_names(cls, train: bool = True, inference: bool = False):
         names = ("speech",) if not inference else ()
         return names + ("video",) + super().optional_data_names(train, inference)
+
+    @classmethod
+    def main_worker(cls, args: argparse.Namespace):
+        """ESPnet's worker, with its ``logging.basicConfig(level=--log_level)``
+        made effective: a record logged while espnet2 was imported (in this
+        process, also a spawned DDP worker) left a default WARNING handler
+        that would turn that call into a no-op and drop every INFO line
+        (epoch results, ETA, "resumed from") from ``train.log``."""
+        drop_implicit_log_handlers()
+        super().main_worker(args)
 
     @classmethod
     def build_model(cls, args: argparse.Namespace):

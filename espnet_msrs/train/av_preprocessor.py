@@ -38,6 +38,8 @@ import soundfile
 from espnet2.train.preprocessor import CommonPreprocessor
 from typeguard import typechecked
 
+logger = logging.getLogger(__name__)
+
 #: Default SNRs (dB) for babble noise in training; None means clean speech.
 DEFAULT_NOISE_SNRS = (-5, 0, 5, 10, 15, 20, None)
 
@@ -321,7 +323,7 @@ class AVPreprocessor(CommonPreprocessor):
         noise = noise.mean(axis=1)
         if noise.size == 0 or not np.any(noise):
             raise ValueError(f"preprocessor_conf babble_path={path}: silent or empty")
-        logging.info(
+        logger.info(
             f"Loaded babble noise path={path} seconds={noise.size / rate:.1f}"
         )
         return noise

@@ -23,6 +23,10 @@ from typing import List, Optional, Sequence, Union
 import numpy as np
 import soundfile
 
+from espnet_msrs.utils.runtime import setup_logging
+
+logger = logging.getLogger(__name__)
+
 PathLike = Union[str, os.PathLike]
 
 #: Peak amplitude of the written babble (the level is irrelevant: the noise is
@@ -72,7 +76,7 @@ def _read_unit_rms(path: str, sample_rate: int) -> Optional[np.ndarray]:
     audio = audio.mean(axis=1)
     rms = float(np.sqrt(np.mean(audio**2))) if audio.size else 0.0
     if rms <= 0.0:
-        logging.warning(f"make_babble: skipping silent utterance path={path}")
+        logger.warning(f"make_babble: skipping silent utterance path={path}")
         return None
     return audio / rms
 
@@ -103,7 +107,7 @@ def make_babble(
     """
     out_path = Path(out_path)
     if out_path.exists():
-        logging.info(f"Babble noise exists, skipping: path={out_path}")
+        logger.info(f"Babble noise exists, skipping: path={out_path}")
         return out_path
     if num_utts < 1:
         raise ValueError(f"make_babble: num_utts must be >= 1, got {num_utts}")
@@ -135,7 +139,7 @@ def make_babble(
     finally:
         if os.path.exists(tmp_name):
             os.unlink(tmp_name)
-    logging.info(
+    logger.info(
         f"Wrote babble noise: path={out_path} num_utts={len(signals)} "
         f"seconds={length / sample_rate:.2f} seed={seed}"
     )
@@ -162,10 +166,7 @@ def get_parser() -> argparse.ArgumentParser:
 
 def main(cmd: Optional[Sequence[str]] = None) -> None:
     args = get_parser().parse_args(cmd)
-    logging.basicConfig(
-        level=args.log_level,
-        format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s",
-    )
+    setup_logging(args.log_level)
     make_babble(
         read_wav_scp(args.wav_scp),
         args.out,

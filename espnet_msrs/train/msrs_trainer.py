@@ -40,6 +40,8 @@ from espnet2.train.trainer import Trainer
 
 from espnet_msrs.sparsity.controller import MaskSearchConverged, find_controller
 
+logger = logging.getLogger(__name__)
+
 #: Autocast dtype of ``--use_amp true`` on CPU.
 CPU_AMP_DTYPE = torch.bfloat16
 
@@ -146,7 +148,7 @@ class MSRSTrainer(Trainer):
         if _is_rank0(distributed_option):
             write_environment(output_dir)
         if trainer_options.use_amp and trainer_options.ngpu == 0:
-            logging.info(
+            logger.info(
                 f"--use_amp on CPU: forward under autocast dtype={CPU_AMP_DTYPE}"
             )
         controller = find_controller(model)
@@ -165,7 +167,7 @@ class MSRSTrainer(Trainer):
                 distributed_option=distributed_option,
             )
         except MaskSearchConverged as stop:
-            logging.info(str(stop))
+            logger.info(str(stop))
         finally:
             for writer in _train_writers:
                 writer.flush()

@@ -22,6 +22,8 @@ import numpy as np
 
 from espnet_msrs.video.io import read_video
 
+logger = logging.getLogger(__name__)
+
 #: Name of the data type in espnet2's ``DATA_TYPES``.
 VIDEO_DATA_TYPE = "video"
 
@@ -148,7 +150,7 @@ def register_data_types() -> None:
         types[VIDEO_DATA_TYPE] = dict(
             func=VideoScpReader, kwargs=[], help=VIDEO_DATA_HELP
         )
-        logging.debug(f"Registered espnet2 data type {VIDEO_DATA_TYPE!r}")
+        logger.debug("Registered espnet2 data type %r", VIDEO_DATA_TYPE)
 
     # The streaming iterator maps a type to "value of the scp line -> array";
     # without this entry it would fall back to an ESPnetDataset that applies

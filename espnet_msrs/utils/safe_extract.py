@@ -29,6 +29,8 @@ import zipfile
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple, Union
 
+logger = logging.getLogger(__name__)
+
 _TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
 _MAX_LINK_HOPS = 40
 
@@ -256,5 +258,5 @@ def safe_extract(
                 tar.extractall(out_dir, filter="data")
             else:  # Python < 3.11.4: our checks above are the only defence.
                 tar.extractall(out_dir)
-    logging.info(f"extracted {len(entries)} members of {archive_path} to {out_dir}")
+    logger.info(f"extracted {len(entries)} members of {archive_path} to {out_dir}")
     return [out_dir.joinpath(*_split(name)) for name, _, _ in entries]

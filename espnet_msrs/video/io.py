@@ -19,6 +19,8 @@ from typing import Dict, Optional, Union
 import av
 import numpy as np
 
+logger = logging.getLogger(__name__)
+
 PathLike = Union[str, os.PathLike]
 
 #: File suffixes that hold a raw array instead of a coded video.
@@ -180,7 +182,7 @@ def video_info(
     except (av.FFmpegError, OSError, EOFError, ValueError) as e:
         raise _open_error(path, uid, e) from e
     if num_frames <= 0 or not rate or height <= 0 or width <= 0:
-        logging.debug(f"Decoding to get video info: path={path}")
+        logger.debug(f"Decoding to get video info: path={path}")
         frames = read_video(path, uid=uid)
         num_frames = frames.shape[0]
         height, width = frames.shape[1:]
