@@ -2,8 +2,17 @@
 
 Mouth-crop videos are stored either as H.264 ``.mp4`` files (libx264,
 yuv420p, 25 fps) or as raw ``uint8`` arrays in ``.npy``/``.npz`` files. Every
-reader returns a ``uint8`` array of shape ``(T, H, W)`` (greyscale); any pixel
-format of an ``.mp4`` is converted to grey by FFmpeg's scaler.
+reader returns a ``uint8`` array of shape ``(T, H, W)`` (greyscale).
+
+Grey values of a coded video are those of FFmpeg's scaler (swscale) converting
+a decoded frame to ``gray``: it keeps the luma (Y) plane and, for
+limited-range ("TV", 16–235) video, expands it to full range (0–255). Reading
+through swscale costs more than decoding a 96×96 clip, so 8-bit planar YUV
+and ``gray`` frames (:data:`LUMA_PLANE_FORMATS`; every mp4 the project writes
+is yuv420p) take the Y plane directly, mapped by :data:`LIMITED_TO_FULL_LUMA`
+(swscale's expansion as a lookup table) unless the frame is full range; the
+result equals swscale's bit for bit (tests/video/test_io.py). Other pixel
+formats (RGB, 10-bit, ...) still go through swscale.
 
 This module does not import espnet2, so it is cheap to import from data-prep
 scripts and DataLoader workers.
@@ -14,7 +23,7 @@ import os
 import tempfile
 from fractions import Fraction
 from pathlib import Path
-from typing import Dict, Optional, Union
+from typing import Dict, Optional, Tuple, Union
 
 import av
 import numpy as np
@@ -27,6 +36,36 @@ PathLike = Union[str, os.PathLike]
 ARRAY_SUFFIXES = (".npy", ".npz")
 #: Container suffixes that :func:`write_video` can encode to.
 VIDEO_SUFFIXES = (".mp4",)
+
+
+def _limited_to_full_luma() -> np.ndarray:
+    y = np.arange(256, dtype=np.int64)
+    # round((y - 16) * 255 / 219) = round(85 (y - 16) / 73); never a tie (73 is odd).
+    return np.clip((170 * (y - 16) + 73) // 146, 0, 255).astype(np.uint8)
+
+
+#: swscale's 8-bit luma expansion from limited range (16–235) to full range
+#: (0–255): ``clip(round((y - 16) · 255 / 219), 0, 255)``, which equals its
+#: fixed-point ``lumRangeToJpeg`` (``((min(y << 7, 30189) · 19077 − 39057361)
+#: >> 14 + 64) >> 7``) for every 8-bit value.
+LIMITED_TO_FULL_LUMA = _limited_to_full_luma()
+LIMITED_TO_FULL_LUMA.flags.writeable = False
+
+#: 8-bit pixel formats whose first plane is the luma (Y) at one byte a pixel.
+LUMA_PLANE_FORMATS = frozenset(
+    {
+        "gray", "nv12", "nv21",
+        "yuv410p", "yuv411p", "yuv420p", "yuv422p", "yuv440p", "yuv444p",
+        "yuvj420p", "yuvj422p", "yuvj440p", "yuvj444p",
+    }
+)
+#: Of those, the formats that are full range whatever ``color_range`` says
+#: (swscale treats ``gray`` and the deprecated ``yuvj*`` formats as full range).
+_FULL_RANGE_FORMATS = frozenset(
+    {"gray", "yuvj420p", "yuvj422p", "yuvj440p", "yuvj444p"}
+)
+#: ``AVColorRange`` value of full-range ("JPEG", "PC") video.
+_AVCOL_RANGE_JPEG = 2
 
 
 class VideoReadError(ValueError):
@@ -113,30 +152,63 @@ def read_video(path: PathLike, uid: Optional[str] = None) -> np.ndarray:
     if path.suffix in ARRAY_SUFFIXES:
         return _check_frames(np.asarray(_load_array(path, uid)), path, uid)
 
-    frames = []
     try:
         with av.open(str(path), mode="r") as container:
             if len(container.streams.video) == 0:
                 raise VideoReadError(path, "the file has no video stream", uid)
             stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
+            # Decoder threads stay off: threading a 96×96 clip's decode costs
+            # more than it saves (bench/data_pipeline.py measures it).
             declared = stream.frames
-            for frame in container.decode(stream):
-                frames.append(frame.to_ndarray(format="gray"))
+            planes = [_grey_plane(frame) for frame in container.decode(stream)]
     except VideoReadError:
         raise
     except (av.FFmpegError, OSError, EOFError, ValueError) as e:
         raise _open_error(path, uid, e) from e
-    if len(frames) == 0:
+    if len(planes) == 0:
         raise VideoReadError(path, "no frame could be decoded", uid)
-    if declared > 0 and len(frames) != declared:
+    if declared > 0 and len(planes) != declared:
         raise VideoReadError(
             path,
             f"truncated video: the container declares {declared} frames "
-            f"but {len(frames)} were decoded",
+            f"but {len(planes)} were decoded",
             uid,
         )
-    return _check_frames(np.stack(frames), path, uid)
+    sizes = {plane.shape for plane, _ in planes}
+    if len(sizes) != 1:
+        raise VideoReadError(
+            path, f"the frame size changes within the video: {sorted(sizes)}", uid
+        )
+    if all(limited for _, limited in planes):
+        video = np.stack([plane for plane, _ in planes])
+        # One pass over the whole clip, in place (``video`` is a fresh array).
+        np.take(LIMITED_TO_FULL_LUMA, video, out=video, mode="clip")
+    else:
+        video = np.stack(
+            [LIMITED_TO_FULL_LUMA[p] if limited else p for p, limited in planes]
+        )
+    return _check_frames(video, path, uid)
+
+
+def _grey_plane(frame: av.VideoFrame) -> Tuple[np.ndarray, bool]:
+    """The grey (H, W) ``uint8`` image of a decoded frame.
+
+    Returns:
+        ``(image, limited)``. For :data:`LUMA_PLANE_FORMATS` the image is a
+        view of the frame's Y plane and ``limited`` says whether it still has
+        to be mapped through :data:`LIMITED_TO_FULL_LUMA`; frames of other
+        formats are converted by swscale (``limited`` False).
+    """
+    name = frame.format.name
+    if name not in LUMA_PLANE_FORMATS:
+        return frame.to_ndarray(format="gray"), False
+    plane = frame.planes[0]
+    luma = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)
+    luma = luma[: frame.height, : frame.width]
+    limited = not (
+        name in _FULL_RANGE_FORMATS or frame.color_range == _AVCOL_RANGE_JPEG
+    )
+    return luma, limited
 
 
 def video_info(

@@ -177,3 +177,134 @@ def test_write_rejects_bad_input(tmp_path, name, frames, expected):
     with pytest.raises(ValueError, match=expected):
         write_video(tmp_path / name, frames)
     assert os.listdir(tmp_path) == []
+
+
+# ------------------------------------------------ the luma-plane fast path
+def swscale_grey(path: Path) -> np.ndarray:
+    """The reference decode: every frame converted to gray by swscale."""
+    with av.open(str(path)) as container:
+        return np.stack(
+            [frame.to_ndarray(format="gray") for frame in container.decode(video=0)]
+        )
+
+
+def every_luma_value(size: int = 32) -> np.ndarray:
+    """(size, size) uint8 image holding every value 0..255 (size² ≥ 256)."""
+    return np.resize(np.arange(256, dtype=np.uint8), (size, size))
+
+
+def encode(path: Path, planes: np.ndarray, codec: str, pix_fmt: str,
+           color_range: int = 0) -> Path:
+    """Encode (T, H, W) Y planes as ``pix_fmt`` (chroma neutral) with ``codec``."""
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream(codec, rate=25)
+        stream.width, stream.height = planes.shape[2], planes.shape[1]
+        stream.pix_fmt = pix_fmt
+        if codec == "libx264":
+            stream.options = {"crf": "0", "threads": "1"}
+        stream.codec_context.color_range = color_range
+        for i, y in enumerate(planes):
+            frame = av.VideoFrame(y.shape[1], y.shape[0], pix_fmt)
+            frame.planes[0].update(_padded(y, frame.planes[0].line_size))
+            for plane in frame.planes[1:]:
+                plane.update(bytes([128]) * plane.buffer_size)
+            frame.color_range = color_range
+            frame.pts = i
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return path
+
+
+def _padded(y: np.ndarray, line_size: int) -> bytes:
+    rows = np.zeros((y.shape[0], line_size), np.uint8)
+    rows[:, : y.shape[1]] = y
+    return rows.tobytes()
+
+
+def test_limited_to_full_lut_is_swscales_fixed_point_formula():
+    y = np.arange(256, dtype=np.int64)
+    intermediate = (np.minimum(y << 7, 30189) * 19077 - 39057361) >> 14
+    expected = np.clip((intermediate + 64) >> 7, 0, 255)
+    np.testing.assert_array_equal(vio.LIMITED_TO_FULL_LUMA, expected)
+    assert vio.LIMITED_TO_FULL_LUMA[16] == 0 and vio.LIMITED_TO_FULL_LUMA[235] == 255
+    assert vio.LIMITED_TO_FULL_LUMA.dtype == np.uint8
+
+
+@pytest.mark.parametrize("color_range", [0, 1, 2])
+@pytest.mark.parametrize("pix_fmt", sorted(vio.LUMA_PLANE_FORMATS))
+def test_luma_plane_equals_swscale_for_every_value(pix_fmt, color_range):
+    # Every 8-bit value in every fast-path format and range flag
+    # (unspecified, limited "tv", full "pc").
+    y = every_luma_value()
+    frame = av.VideoFrame(32, 32, pix_fmt)
+    frame.planes[0].update(_padded(y, frame.planes[0].line_size))
+    for plane in frame.planes[1:]:
+        plane.update(bytes([128]) * plane.buffer_size)
+    frame.color_range = color_range
+    image, limited = vio._grey_plane(frame)
+    if limited:
+        image = vio.LIMITED_TO_FULL_LUMA[image]
+    np.testing.assert_array_equal(image, frame.to_ndarray(format="gray"))
+
+
+def test_project_mp4_equals_swscale_bit_for_bit(tmp_path):
+    rng = np.random.default_rng(3)
+    frames = smooth_frames(30, 96)
+    frames[10:20] = rng.integers(0, 256, (10, 96, 96), dtype=np.uint8)  # 0..255
+    path = write_video(tmp_path / "roi.mp4", frames)
+    out = read_video(path)
+    reference = swscale_grey(path)
+    assert out.dtype == np.uint8 and out.shape == (30, 96, 96)
+    np.testing.assert_array_equal(out, reference)
+    assert out.min() == 0 and out.max() == 255  # the range expansion was needed
+
+
+@pytest.mark.parametrize(
+    "codec, pix_fmt, color_range, decoded_as, expect_lut",
+    [
+        ("libx264", "yuv420p", 0, "yuv420p", True),  # unspecified range: limited
+        ("libx264", "yuv420p", 1, "yuv420p", True),  # limited ("tv")
+        ("libx264", "yuv420p", 2, "yuvj420p", False),  # full range ("pc") flag
+        ("libx264", "yuvj420p", 0, "yuvj420p", False),  # full range by format
+        ("libx264", "yuv444p", 0, "yuv444p", True),
+        ("ffv1", "gray", 0, "gray", False),
+    ],
+)
+def test_coded_formats_equal_swscale_bit_for_bit(
+    tmp_path, codec, pix_fmt, color_range, decoded_as, expect_lut
+):
+    # Y planes with every value, including the foot- and headroom < 16, > 235.
+    planes = np.stack([np.roll(every_luma_value(64), 7 * t) for t in range(5)])
+    path = encode(tmp_path / f"{pix_fmt}.mkv", planes, codec, pix_fmt, color_range)
+    with av.open(str(path)) as container:
+        assert next(container.decode(video=0)).format.name == decoded_as
+    out = read_video(path)
+    np.testing.assert_array_equal(out, swscale_grey(path))
+    # Lossless codings (ffv1, x264 at crf 0): the planes came back, mapped by
+    # the LUT exactly when the video is limited range.
+    expected = vio.LIMITED_TO_FULL_LUMA[planes] if expect_lut else planes
+    np.testing.assert_array_equal(out, expected)
+
+
+def test_other_formats_go_through_swscale(tmp_path):
+    # 10-bit video is not a luma-plane format: swscale converts it.
+    planes = np.stack([every_luma_value(32)] * 3)
+    path = tmp_path / "ten_bit.mkv"
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("ffv1", rate=25)
+        stream.width = stream.height = 32
+        stream.pix_fmt = "yuv420p10le"
+        for i, y in enumerate(planes):
+            frame = av.VideoFrame.from_ndarray(y, "gray").reformat(format="yuv420p10le")
+            frame.pts = i
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    with av.open(str(path)) as container:
+        assert next(container.decode(video=0)).format.name == "yuv420p10le"
+    out = read_video(path)
+    assert out.dtype == np.uint8 and out.shape == (3, 32, 32)
+    np.testing.assert_array_equal(out, swscale_grey(path))
