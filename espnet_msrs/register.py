@@ -64,6 +64,37 @@ def _choices() -> List[Tuple[object, str, str, type]]:
     return entries
 
 
+def _schedulers() -> List[Tuple[str, type]]:
+    """(name, class) to add to espnet2's ``scheduler_classes`` (``--scheduler``)."""
+    from espnet_msrs.schedulers.warmup_constant_sqrt_cooldown import (
+        WarmupConstantSqrtCooldownLR,
+    )
+
+    return [("warmup_constant_sqrt_cooldown", WarmupConstantSqrtCooldownLR)]
+
+
+def _register_schedulers(added: Dict[str, List[str]]) -> None:
+    """Add our schedulers to espnet2's ``scheduler_classes`` dict (the choices
+    of ``--scheduler``/``--scheduler2``, read when the parser is built)."""
+    from espnet2.schedulers.abs_scheduler import AbsBatchStepScheduler
+    from espnet2.tasks.abs_task import scheduler_classes
+
+    for name, cls in _schedulers():
+        if not issubclass(cls, AbsBatchStepScheduler):
+            raise ValueError(
+                f"{cls.__qualname__} must derive from AbsBatchStepScheduler to be "
+                f"registered as --scheduler {name}"
+            )
+        existing = scheduler_classes.get(name)
+        if existing is not None and existing is not cls:
+            raise ValueError(
+                f"--scheduler {name} is already registered to "
+                f"{existing.__module__}.{existing.__qualname__}"
+            )
+        scheduler_classes[name] = cls
+        added.setdefault("scheduler", []).append(name)
+
+
 def register() -> Dict[str, List[str]]:
     """Add espnet_msrs classes to espnet2's ClassChoices (idempotent).
 
@@ -100,6 +131,7 @@ def register() -> Dict[str, List[str]]:
                 )
             choices.classes[name] = cls
             added.setdefault(choices.name, []).append(name)
+        _register_schedulers(added)
         from espnet_msrs.train.video_data import register_data_types
 
         register_data_types()

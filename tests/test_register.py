@@ -15,6 +15,7 @@ EXPECTED = {
     "decoder": ["msrs_transformer"],
     "frontend": ["av_resnet", "audio_resnet", "video_resnet"],
     "preprocessor": ["av"],
+    "scheduler": ["warmup_constant_sqrt_cooldown"],
 }
 
 
@@ -103,5 +104,27 @@ def test_lazy_registration_and_train_help_in_a_fresh_process(tmp_path):
     assert "REGISTERED True True True True" in out
     help_text = out.split("REGISTERED", 1)[1]
     assert "--msrs_conf" in help_text
-    for name in ("msrs_conformer", "msrs_transformer", "av_resnet"):
+    for name in ("msrs_conformer", "msrs_transformer", "av_resnet",
+                 "warmup_constant_sqrt_cooldown"):
         assert name in help_text, name
+
+
+def test_register_refuses_a_scheduler_name_collision():
+    from espnet2.schedulers.warmup_lr import WarmupLR
+    from espnet2.tasks.abs_task import scheduler_classes
+
+    from espnet_msrs.register import register
+    from espnet_msrs.schedulers.warmup_constant_sqrt_cooldown import (
+        WarmupConstantSqrtCooldownLR,
+    )
+
+    register()
+    assert scheduler_classes["warmup_constant_sqrt_cooldown"] is WarmupConstantSqrtCooldownLR
+    scheduler_classes["warmup_constant_sqrt_cooldown"] = WarmupLR
+    try:
+        with pytest.raises(ValueError, match=r"--scheduler warmup_constant_sqrt_cooldown is already registered to .*WarmupLR"):
+            register()
+    finally:
+        scheduler_classes["warmup_constant_sqrt_cooldown"] = WarmupConstantSqrtCooldownLR
+    assert register() == EXPECTED
+    assert "warmuplr" in scheduler_classes  # ESPnet's own choices are untouched

@@ -20,7 +20,10 @@ Only these hooks differ from espnet2's :class:`Trainer`:
 * the gradient-norm monitor (``--grad_norm_params``) is told the AMP loss
   scale, and the train tensorboard writer is flushed at the end of the run;
 * ``environment.json`` (versions, git revision, host, command line) is
-  written into the output directory at the start (rank 0).
+  written into the output directory at the start (rank 0);
+* schedulers stated in epochs (``scheduler_conf: {warmup_epochs: 5, ...}``)
+  are converted to optimizer steps with this run's iterations per epoch
+  (:func:`espnet_msrs.schedulers.abs_epoch_sized_scheduler.resolve_epoch_schedules`).
 
 Without a controller (dense, low-rank, sparse or grad-masked runs) the
 search hooks do nothing and, in fp32, training is exactly espnet2's.
@@ -38,6 +41,7 @@ from typing import Any, List, Optional
 import torch
 from espnet2.train.trainer import Trainer
 
+from espnet_msrs.schedulers.abs_epoch_sized_scheduler import resolve_epoch_schedules
 from espnet_msrs.sparsity.controller import MaskSearchConverged, find_controller
 
 logger = logging.getLogger(__name__)
@@ -151,6 +155,9 @@ class MSRSTrainer(Trainer):
             logger.info(
                 f"--use_amp on CPU: forward under autocast dtype={CPU_AMP_DTYPE}"
             )
+        # Schedules stated in epochs (scheduler_conf warmup_epochs, ...) get
+        # this run's optimizer steps per epoch (before --resume loads them).
+        resolve_epoch_schedules(schedulers, train_iter_factory, trainer_options)
         controller = find_controller(model)
         if controller is not None:
             controller.start()
