@@ -110,6 +110,8 @@ asr_config=          # Training config (stage 9; MSRS: the retraining config).
 search_config=       # MSRS mask-search config (stage 8).
 asr_args=            # Extra options of the training command (stages 8, 9).
 search_args=         # Extra options of the mask search only (stage 8).
+init_frontend=       # Model .pth of another experiment whose frontend.* initialises this run's
+                     # frontend (MSRS Table 4 "Frontend" rows): stage 8 for msrs, stage 9 otherwise.
 tag=                 # Experiment name (default: <modality>_<method>[_<retrain_mode>]).
 stats_dir=           # Collect-stats dir (default: exp/asr_stats_<modality>_<token>).
 resume=true          # Resume interrupted training from exp/.../checkpoint.pth.
@@ -163,6 +165,7 @@ this file for the stages and for scaling out). Options (default):
   --asr_config              training (MSRS: retraining) config
   --search_config           MSRS mask-search config
   --asr_args --search_args  extra training options (all / mask search only)
+  --init_frontend           model .pth whose frontend initialises this run's frontend
   --tag                     experiment name (<modality>_<method>[_<retrain_mode>])
   --stats_dir               collect-stats directory
   --resume                  resume interrupted training (${resume})
@@ -234,6 +237,10 @@ for _v in stage stop_stage ngpu num_nodes nj inference_nj nbpe; do
     [[ "${!_v}" =~ ^[0-9]+$ ]] || { echo "$0: --${_v}=${!_v} must be a non-negative integer" >&2; exit 2; }
 done
 [ -n "${train_set}" ] || { echo "$0: --train_set is required" >&2; exit 2; }
+if [ -n "${init_frontend}" ] && [ ! -f "${init_frontend}" ]; then
+    echo "$0: --init_frontend ${init_frontend}: no such file (give a model .pth, e.g. exp/<tag>/train/valid.acc.ave.pth)" >&2
+    exit 2
+fi
 [ -n "${valid_set}" ] || { echo "$0: --valid_set is required" >&2; exit 2; }
 [ -n "${test_sets}" ] || { echo "$0: --test_sets is required" >&2; exit 2; }
 
@@ -300,6 +307,15 @@ _msig() {  # contents of markers (upstream signatures)
     done
 }
 _is_done() { [ -f "$1" ] && [ "$(cat "$1")" = "$2" ]; }
+# --init_frontend as ESPnet's --init_param (frontend.* -> frontend.*), and its
+# size:mtime for the stage signatures (nothing when unset: signatures of
+# runs without it are unchanged).
+_frontend_init=()
+_frontend_sig=()
+if [ -n "${init_frontend}" ]; then
+    _frontend_init=(--init_param "${init_frontend}:frontend:frontend")
+    _frontend_sig=("${init_frontend}:$(stat -L -c '%s:%Y' "${init_frontend}")")
+fi
 _mark_done() { mkdir -p "$(dirname "$1")"; echo "$2" > "$1"; }
 
 # Output of a long job goes to its log; with --verbose the progress lines
@@ -695,7 +711,7 @@ if [ "${stage}" -le 8 ] && [ "${stop_stage}" -ge 8 ]; then
     else
         _check_config search_config "${search_config}"
         marker=${search_dir}/.done
-        sig=$(_sig "${asr_args}" "${search_args}" "$(_fsig "${search_config}")" "$(_msig "${stats_dir}/.done")")
+        sig=$(_sig "${asr_args}" "${search_args}" "$(_fsig "${search_config}")" "$(_msig "${stats_dir}/.done")" "${_frontend_sig[@]}")
         if _is_done "${marker}" "${sig}" && [ -f "${search_dir}/mask.pth" ]; then
             log "Stage 8: MSRS mask search: done already (${search_dir})"
         else
@@ -704,7 +720,7 @@ if [ "${stage}" -le 8 ] && [ "${stop_stage}" -ge 8 ]; then
             _common_train_opts
             # shellcheck disable=SC2086
             _train "${search_dir}/train.log" "${search_dir}" "${_common[@]}" \
-                --config "${search_config}" --msrs_conf mode=search \
+                --config "${search_config}" --msrs_conf mode=search "${_frontend_init[@]}" \
                 --output_dir "${search_dir}" ${asr_args} ${search_args}
             for _f in mask.pth init.pth sparsity_report.json; do
                 [ -f "${search_dir}/${_f}" ] || die "the mask search did not write ${search_dir}/${_f}; see ${search_dir}/train.log"
@@ -738,8 +754,13 @@ if [ "${stage}" -le 9 ] && [ "${stop_stage}" -ge 9 ]; then
             grad_masked) _init=(--msrs_conf mode=grad_masked --msrs_conf "mask_file=${search_dir}/mask.pth") ;;
         esac
     fi
+    # MSRS dense/sparse retraining starts from init.pth (whose frontend the
+    # search started from --init_frontend); every other run loads it here.
+    if [ "${method}" != msrs ] || [ "${retrain_mode}" = grad_masked ]; then
+        _init+=("${_frontend_init[@]}")
+    fi
     marker=${train_dir}/.done
-    sig=$(_sig "${method}" "${retrain_mode}" "${asr_args}" "$(_fsig "${asr_config}")" "$(_msig "${_up[@]}")")
+    sig=$(_sig "${method}" "${retrain_mode}" "${asr_args}" "$(_fsig "${asr_config}")" "$(_msig "${_up[@]}")" "${_frontend_sig[@]}")
     if _is_done "${marker}" "${sig}"; then
         log "Stage 9: training: done already (${train_dir})"
     else
