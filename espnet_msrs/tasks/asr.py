@@ -56,6 +56,7 @@ from espnet_msrs.sparsity.policy import (
     load_masks,
     masked_modules,
 )
+from espnet_msrs.train.av_preprocessor import check_av_packing
 from espnet_msrs.train.grad_norm import (
     DEFAULT_GRAD_NORM_PARAMS,
     GradNormMonitor,
@@ -352,6 +353,7 @@ class MSRSASRTask(ASRTask):
 
     @classmethod
     def build_model(cls, args: argparse.Namespace):
+        check_av_packing(args)  # front end and preprocessor agree (ValueError)
         model = super().build_model(args)
         install_msrs(model, args)
         return model

@@ -17,7 +17,7 @@ Implements the data pipeline of the MSRS paper's lineage (Auto-AVSR style):
   applied after normalisation.
 
 Text is tokenised by :class:`espnet2.train.preprocessor.CommonPreprocessor`,
-which this class extends (its RIR/noise options keep working on "speech").
+which this class composes (its RIR/noise options keep working on "speech").
 
 Randomness: every training call draws one seed from numpy's global RNG
 (which ESPnet seeds with ``seed + epoch`` in each DataLoader worker) and uses
@@ -27,15 +27,17 @@ for ``eval_snr`` is chosen by a generator seeded from the utterance id, so
 evaluation is deterministic too.
 """
 
+import argparse
+import inspect
 import logging
 import math
 import zlib
 from pathlib import Path
-from typing import Collection, Dict, Iterable, Optional, Sequence, Union
+from typing import Any, Dict, Optional, Sequence, Union
 
 import numpy as np
 import soundfile
-from espnet2.train.preprocessor import CommonPreprocessor
+from espnet2.train.preprocessor import AbsPreprocessor, CommonPreprocessor
 from typeguard import typechecked
 
 logger = logging.getLogger(__name__)
@@ -135,18 +137,48 @@ def _time_mask(
     return x
 
 
-class AVPreprocessor(CommonPreprocessor):
+def _common_conf(conf: Dict[str, Any]) -> Dict[str, Any]:
+    """Check the ``preprocessor_conf`` keys that go to CommonPreprocessor.
+
+    Raises:
+        ValueError: ``fs`` (given as ``sample_rate``) or a key that neither
+            AVPreprocessor nor CommonPreprocessor takes.
+    """
+    if "fs" in conf:
+        raise ValueError(
+            f"preprocessor_conf fs={conf['fs']}: preprocessor av takes the "
+            "sampling rate as sample_rate (and passes it to CommonPreprocessor as fs)"
+        )
+    common = set(inspect.signature(CommonPreprocessor.__init__).parameters)
+    common -= {"self", "train", "fs"}
+    unknown = sorted(set(conf) - common)
+    if unknown:
+        own = sorted(set(inspect.signature(AVPreprocessor.__init__).parameters)
+                     - {"self", "train", "common_conf"})
+        raise ValueError(
+            f"preprocessor_conf: unknown key(s) {unknown} of preprocessor av; "
+            f"allowed: {own} and CommonPreprocessor's {sorted(common)}"
+        )
+    return conf
+
+
+class AVPreprocessor(AbsPreprocessor):
     """Preprocessor for ASR, VSR and AVSR data ("speech", "video", "text").
 
-    Accepts the arguments ``ASRTask.build_preprocess_fn`` passes to any
-    preprocessor (they go to :class:`CommonPreprocessor`), plus the keys below
-    from ``preprocessor_conf``. Each modality is processed when present, so
-    the same class serves audio-only, video-only and audio-visual data.
+    Composes ESPnet's :class:`~espnet2.train.preprocessor.CommonPreprocessor`
+    through its public interface: every keyword argument that is not one of
+    the keys below goes to it (the arguments ``ASRTask.build_preprocess_fn``
+    passes to any preprocessor, and its options such as ``rir_scp`` and
+    ``noise_scp``, which keep working on "speech"); it tokenises the text and
+    applies its own speech options before the steps of this class. Each
+    modality is processed when present, so the same class serves audio-only,
+    video-only and audio-visual data.
 
     Args:
         train: Training mode (augmentation on) or not.
         video_name: Data name of the video.
-        sample_rate: Audio sampling rate in Hz (babble noise must match).
+        sample_rate: Audio sampling rate in Hz (babble noise must match);
+            CommonPreprocessor's ``fs``.
         video_fps: Video frame rate (for mask lengths in frames).
         crop_size: Side of the square video crop.
         flip_prob: Probability of a horizontal flip in training.
@@ -160,9 +192,17 @@ class AVPreprocessor(CommonPreprocessor):
         noise_snrs: SNRs (dB) to draw from in training; None entries = clean.
         eval_snr: Fixed SNR (dB) of babble noise with ``train=False``; None
             evaluates clean speech.
+        modality: ``audio``, ``video`` or ``av``: pack those streams into one
+            ``speech`` stream for the ``av_resnet`` front end (see
+            :meth:`_pack`); None: no packing.
+        av_tolerance: Largest audio/video length difference in frames that
+            packing pads or trims away.
+        **common_conf: Keyword arguments of CommonPreprocessor
+            (``speech_name``, ``text_name``, ``token_type``, ``rir_scp``, ...).
 
     Output of ``__call__`` (per utterance):
-        speech: (N,) float32, z-normalised.
+        speech: (N,) float32, z-normalised; with ``modality`` set, the packed
+            stream (T, D) float32 instead, and no ``video``.
         video: (T, crop_size, crop_size) float32, normalised.
         text: (L,) int64 token ids (if a tokenizer is configured).
 
@@ -170,6 +210,7 @@ class AVPreprocessor(CommonPreprocessor):
 
         preprocessor: av
         preprocessor_conf:
+            modality: av
             crop_size: 88
             babble_path: dump/babble.wav
             noise_snrs: [-5, 0, 5, 10, 15, 20, null]
@@ -179,29 +220,6 @@ class AVPreprocessor(CommonPreprocessor):
     def __init__(
         self,
         train: bool,
-        use_lang_prompt: Optional[bool] = False,
-        use_nlp_prompt: Optional[bool] = False,
-        token_type: Optional[str] = None,
-        token_list: Union[Path, str, Iterable[str], None] = None,
-        bpemodel: Union[Path, str, Iterable[str], None] = None,
-        text_cleaner: Optional[Collection[str]] = None,
-        g2p_type: Optional[str] = None,
-        unk_symbol: str = "<unk>",
-        space_symbol: str = "<space>",
-        non_linguistic_symbols: Union[Path, str, Iterable[str], None] = None,
-        delimiter: Optional[str] = None,
-        force_single_channel: bool = False,
-        rir_scp: Optional[str] = None,
-        rir_apply_prob: float = 1.0,
-        noise_scp: Optional[str] = None,
-        noise_apply_prob: float = 1.0,
-        noise_db_range: str = "3_10",
-        short_noise_thres: float = 0.5,
-        aux_task_names: Optional[Collection[str]] = None,
-        speech_volume_normalize: Optional[float] = None,
-        speech_name: str = "speech",
-        text_name: str = "text",
-        nonsplit_symbol: Optional[Iterable[str]] = None,
         video_name: str = "video",
         sample_rate: int = 16000,
         video_fps: Union[int, float] = 25,
@@ -216,34 +234,15 @@ class AVPreprocessor(CommonPreprocessor):
         eval_snr: Optional[Union[int, float]] = None,
         modality: Optional[str] = None,
         av_tolerance: int = 2,
+        **common_conf: Any,
     ):
-        super().__init__(
-            train=train,
-            use_lang_prompt=bool(use_lang_prompt),
-            use_nlp_prompt=bool(use_nlp_prompt),
-            token_type=token_type,
-            token_list=token_list,
-            bpemodel=bpemodel,
-            text_cleaner=text_cleaner,
-            g2p_type=g2p_type,
-            unk_symbol=unk_symbol,
-            space_symbol=space_symbol,
-            non_linguistic_symbols=non_linguistic_symbols,
-            delimiter=delimiter,
-            force_single_channel=force_single_channel,
-            rir_scp=rir_scp,
-            rir_apply_prob=rir_apply_prob,
-            noise_scp=noise_scp,
-            noise_apply_prob=noise_apply_prob,
-            noise_db_range=noise_db_range,
-            short_noise_thres=short_noise_thres,
-            aux_task_names=aux_task_names,
-            speech_volume_normalize=speech_volume_normalize,
-            speech_name=speech_name,
-            text_name=text_name,
-            fs=sample_rate,
-            nonsplit_symbol=nonsplit_symbol,
+        super().__init__(train)
+        self.train = train
+        self.common = CommonPreprocessor(
+            train=train, fs=sample_rate, **_common_conf(common_conf)
         )
+        self.speech_name = self.common.speech_name
+        self.text_name = self.common.text_name
         self._check("sample_rate", sample_rate, sample_rate > 0, "> 0")
         self._check("video_fps", video_fps, video_fps > 0, "> 0")
         self._check("crop_size", crop_size, crop_size > 0, "> 0")
@@ -416,7 +415,7 @@ class AVPreprocessor(CommonPreprocessor):
             The processed dict (see the class docstring).
         """
         data = dict(data)
-        rng = self._rng(uid)
+        rng = self._rng(uid)  # before CommonPreprocessor draws from the global RNG
         if (
             self.modality == "video"
             and self.video_name not in data
@@ -424,20 +423,25 @@ class AVPreprocessor(CommonPreprocessor):
         ):
             # VSR decoded by ESPnet's asr_inference: video.scp given as "speech".
             data[self.video_name] = data.pop(self.speech_name)
+        video = data.pop(self.video_name, None)
+        # CommonPreprocessor: its speech options (rir_scp, noise_scp, ...) and
+        # the tokenizer. Without a tokenizer it would return the text as a str,
+        # which its own return annotation rejects: raw text bypasses it then.
+        untouched = {}
+        if self.common.tokenizer is None:
+            untouched = {k: v for k, v in data.items() if isinstance(v, str)}
+        data = self.common(uid, {k: v for k, v in data.items() if k not in untouched})
+        data.update(untouched)
         if self.speech_name in data:
-            # ESPnet's own RIR/noise options (rir_scp, noise_scp) run first.
-            data = self._speech_process(data)
             speech = np.asarray(data[self.speech_name])
             if speech.ndim == 2 and speech.shape[1] == 1:  # (N, 1) from ESPnet
                 speech = speech[:, 0]
             data[self.speech_name] = self._process_speech(uid, speech, rng)
-        if self.video_name in data:
-            data[self.video_name] = self._process_video(
-                uid, np.asarray(data[self.video_name]), rng
-            )
+        if video is not None:
+            data[self.video_name] = self._process_video(uid, np.asarray(video), rng)
         if self.modality is not None:
             data = self._pack(uid, data)
-        return self._text_process(data)
+        return data
 
     def _pack(self, uid: str, data: Dict) -> Dict:
         """Pack audio and/or video into ``speech`` (T, D) at the video rate.
@@ -485,3 +489,91 @@ class AVPreprocessor(CommonPreprocessor):
         data[self.speech_name] = np.concatenate(parts, axis=1)
         data.pop(self.video_name, None)
         return data
+
+
+def _conf_with_defaults(cls: type, conf: Optional[Dict]) -> Dict[str, Any]:
+    """``conf`` completed with the defaults of ``cls.__init__``."""
+    defaults = {
+        name: p.default
+        for name, p in inspect.signature(cls.__init__).parameters.items()
+        if p.default is not inspect.Parameter.empty
+    }
+    return {**defaults, **(conf or {})}
+
+
+def check_av_packing(args: argparse.Namespace) -> None:
+    """Check that the ``av_resnet`` front end reads what the ``av`` preprocessor packs.
+
+    The preprocessor packs the streams its ``modality`` names into ``speech``
+    (:meth:`AVPreprocessor._pack`) and the front end unpacks them by its own
+    ``modality``, ``crop_size`` and ``hop_length``; a disagreement would only
+    show later as a shape error (or, for equal widths, as wrong inputs). Called
+    by the task's ``build_model`` before training.
+
+    Args:
+        args: The training configuration (``frontend``, ``frontend_conf``,
+            ``use_preprocessor``, ``preprocessor``, ``preprocessor_conf``).
+
+    Raises:
+        ValueError: Naming the disagreeing keys and their values.
+    """
+    from espnet2.tasks.asr import frontend_choices, preprocessor_choices
+
+    from espnet_msrs.asr.frontend.av_resnet_frontend import AVResNetFrontend
+
+    frontend = getattr(args, "frontend", None)
+    preprocessor = getattr(args, "preprocessor", None)
+    if not getattr(args, "use_preprocessor", True):
+        preprocessor = None
+    front_cls = frontend_choices.get_class(frontend) if frontend else None
+    pre_cls = preprocessor_choices.get_class(preprocessor) if preprocessor else None
+    unpacks = front_cls is not None and issubclass(front_cls, AVResNetFrontend)
+    pre_conf = (
+        _conf_with_defaults(AVPreprocessor, getattr(args, "preprocessor_conf", None))
+        if pre_cls is not None and issubclass(pre_cls, AVPreprocessor)
+        else None
+    )
+    packs = pre_conf is not None and pre_conf["modality"] is not None
+    if not unpacks and not packs:
+        return
+    if not unpacks:
+        raise ValueError(
+            f"preprocessor: {preprocessor} with preprocessor_conf modality="
+            f"{pre_conf['modality']} packs the streams for frontend: av_resnet, "
+            f"but frontend is {frontend!r}; set frontend: av_resnet or "
+            "preprocessor_conf modality: null"
+        )
+    front_conf = _conf_with_defaults(
+        AVResNetFrontend, getattr(args, "frontend_conf", None)
+    )
+    if not packs:
+        found = (
+            f"preprocessor: {preprocessor!r} (use_preprocessor="
+            f"{getattr(args, 'use_preprocessor', True)})"
+            if pre_conf is None
+            else "preprocessor_conf modality: null (no packing)"
+        )
+        raise ValueError(
+            f"frontend: av_resnet (frontend_conf modality={front_conf['modality']}) "
+            f"reads the packed stream of preprocessor: av with the same modality, "
+            f"but the config has {found}"
+        )
+    modality = front_conf["modality"]
+    hop = pre_conf["sample_rate"] / float(pre_conf["video_fps"])
+    checks = [("modality", front_conf["modality"], pre_conf["modality"], "modality")]
+    if modality in ("video", "av"):
+        checks.append(
+            ("crop_size", front_conf["crop_size"], pre_conf["crop_size"], "crop_size")
+        )
+    if modality in ("audio", "av"):
+        checks.append(
+            ("hop_length", front_conf["hop_length"], hop, "sample_rate/video_fps")
+        )
+    for front_key, front_value, pre_value, pre_key in checks:
+        if front_value != pre_value:
+            shown = f"{pre_value:g}" if isinstance(pre_value, float) else pre_value
+            raise ValueError(
+                f"frontend_conf {front_key}={front_value} disagrees with "
+                f"preprocessor_conf {pre_key}={shown}: the av_resnet front end "
+                "unpacks what preprocessor: av packs, so both must say the same"
+            )

@@ -85,3 +85,78 @@ def test_bad_modality_and_packed_width_raise():
     front = AVResNetFrontend(modality="video", crop_size=8, video_conf=TINY)
     with pytest.raises(ValueError, match=r"expects packed input \(B, T, 64\)"):
         front(torch.zeros(1, 3, 65), torch.tensor([3]))
+
+
+# ------------------------------------- build_model's front end / preprocessor check
+def _config(frontend="av_resnet", frontend_conf=None, preprocessor="av",
+            preprocessor_conf=None, use_preprocessor=True):
+    import argparse
+
+    import espnet_msrs
+
+    espnet_msrs.register()
+    return argparse.Namespace(
+        frontend=frontend, frontend_conf=frontend_conf or {},
+        preprocessor=preprocessor, preprocessor_conf=preprocessor_conf or {},
+        use_preprocessor=use_preprocessor,
+    )
+
+
+@pytest.mark.parametrize(
+    "frontend_conf, preprocessor_conf",
+    [
+        ({}, {"modality": "av"}),  # both defaults: av, 88, 640 = 16000/25
+        ({"modality": "video", "crop_size": 64}, {"modality": "video", "crop_size": 64}),
+        # an audio-only model does not read the crop size
+        ({"modality": "audio"}, {"modality": "audio", "crop_size": 64}),
+        ({"hop_length": 320}, {"modality": "av", "sample_rate": 8000}),
+    ],
+)
+def test_agreeing_frontend_and_preprocessor_pass(frontend_conf, preprocessor_conf):
+    from espnet_msrs.train.av_preprocessor import check_av_packing
+
+    check_av_packing(_config(frontend_conf=frontend_conf,
+                             preprocessor_conf=preprocessor_conf))
+    # neither packs nor unpacks: nothing to check
+    check_av_packing(_config(frontend="default", preprocessor="default"))
+    check_av_packing(_config(frontend=None, preprocessor="av"))
+
+
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        (dict(frontend_conf={"modality": "av"}, preprocessor_conf={"modality": "video"}),
+         "frontend_conf modality=av disagrees with preprocessor_conf modality=video"),
+        (dict(preprocessor_conf={"modality": "av", "crop_size": 64}),
+         "frontend_conf crop_size=88 disagrees with preprocessor_conf crop_size=64"),
+        (dict(preprocessor_conf={"modality": "av", "video_fps": 50}),
+         "frontend_conf hop_length=640 disagrees with preprocessor_conf "
+         "sample_rate/video_fps=320"),
+        (dict(preprocessor_conf={}), "preprocessor_conf modality: null"),
+        (dict(preprocessor="default", preprocessor_conf={"modality": "av"}),
+         "preprocessor: 'default'"),
+        (dict(use_preprocessor=False, preprocessor_conf={"modality": "av"}),
+         "use_preprocessor=False"),
+        (dict(frontend="default", preprocessor_conf={"modality": "av"}),
+         "but frontend is 'default'"),
+    ],
+)
+def test_disagreeing_frontend_and_preprocessor_name_the_keys(config, message):
+    from espnet_msrs.train.av_preprocessor import check_av_packing
+
+    with pytest.raises(ValueError, match=message):
+        check_av_packing(_config(**config))
+
+
+def test_task_build_model_refuses_a_disagreeing_preprocessor(tmp_path):
+    from pathlib import Path
+
+    from espnet_msrs.tasks.asr import MSRSASRTask
+
+    conf = Path(__file__).resolve().parents[2] / "conf" / "tuning" / "train_avsr_tiny.yaml"
+    args = MSRSASRTask.get_parser().parse_args(["--config", str(conf)])
+    args.token_list = ["<blank>", "<unk>", "A", "<sos/eos>"]
+    args.preprocessor_conf = dict(args.preprocessor_conf, crop_size=24)
+    with pytest.raises(ValueError, match="crop_size=32 disagrees with "
+                       "preprocessor_conf crop_size=24"):
+        MSRSASRTask.build_model(args)

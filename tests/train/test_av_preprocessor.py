@@ -320,5 +320,24 @@ def test_built_by_asr_task_build_preprocess_fn(monkeypatch, tmp_path, babble):
         assert out["video"].shape == (30, 64, 64)
         np.testing.assert_array_equal(out["text"], [2, 3, 5, 4, 2])
     args.preprocessor_conf = dict(crop_sizes=64)
-    with pytest.raises(TypeError, match="crop_sizes"):
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['crop_sizes'\]"):
         asr.ASRTask.build_preprocess_fn(args, train=True)
+    args.preprocessor_conf = dict(fs=8000)
+    with pytest.raises(ValueError, match="fs=8000.*sample_rate"):
+        asr.ASRTask.build_preprocess_fn(args, train=True)
+
+
+def test_composes_common_preprocessor_options():
+    # Keys of CommonPreprocessor reach it; the sampling rate is its fs.
+    pre = AVPreprocessor(
+        train=False, sample_rate=8000, speech_name="audio", text_name="words",
+        token_type="char", token_list=TOKENS, speech_volume_normalize=0.5,
+    )
+    assert pre.common.fs == 8000 and pre.common.speech_volume_normalize == 0.5
+    data = make_data()
+    out = pre("utt1", {"audio": data["speech"], "words": "ab ca"})
+    np.testing.assert_array_equal(out["words"], [2, 3, 5, 4, 2])
+    # z-normalised after CommonPreprocessor's volume normalisation: same result
+    speech = data["speech"].astype(np.float64)
+    expected = (speech - speech.mean()) / speech.std()
+    np.testing.assert_allclose(out["audio"], expected, atol=1e-5)
