@@ -26,7 +26,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 
-from espnet_msrs.lowrank.lowrank_linear import LowRankLinear
+from espnet_msrs.lowrank.lowrank_linear import LOWRANK_INITS, LowRankLinear
 from espnet_msrs.lowrank.rank_schedule import layer_alpha, layer_rank, parse_alpha
 from espnet_msrs.sparsity.masked_layers import MaskedLinear
 
@@ -75,6 +75,7 @@ def convert_block_linears(
     alphas: Mapping[str, Union[float, Sequence[float]]],
     mask_conf: Optional[Mapping] = None,
     where: str = "encoder",
+    lowrank_init: str = "svd",
 ) -> Dict[str, Dict[str, Union[str, int, Tuple[int, int]]]]:
     """Replace the MHSA/FFN linears of ``blocks`` according to the policy.
 
@@ -84,6 +85,10 @@ def convert_block_linears(
         alphas: Group -> α or [α_i, α_f] (used by ``"lowrank"`` groups only).
         mask_conf: Keyword arguments of :class:`MaskedLinear` (μ, ρ, ς, τ_f, τ_b).
         where: Config key prefix used in error messages (``"encoder_conf"``).
+        lowrank_init: Initialisation of ``"lowrank"`` layers: ``"svd"`` (LR-SMS
+            eq. 1 from the dense layer ESPnet built) or ``"kaiming"`` (both
+            factors He-normal, LR-SMS Fig. 4's baseline); see
+            :mod:`espnet_msrs.lowrank.lowrank_linear`.
 
     Returns:
         Plan: layer name (relative to ``blocks``' owner, e.g. ``"3.self_attn.linear_q"``)
@@ -94,6 +99,11 @@ def convert_block_linears(
             or a non-dense group that matched no layer.
     """
     validate_linear_types(linear_types, where)
+    if lowrank_init not in LOWRANK_INITS:
+        raise ValueError(
+            f"{where}.lowrank_init={lowrank_init!r} is not allowed; expected one of "
+            f"{LOWRANK_INITS}"
+        )
     mask_conf = dict(mask_conf or {})
     parsed = {
         group: parse_alpha(alphas.get(group, 1.0), f"{where}.{group}_alpha")
@@ -115,7 +125,9 @@ def convert_block_linears(
                 alpha_i, alpha_f = parsed[group]
                 alpha = layer_alpha(alpha_i, alpha_f, b, num_blocks)
                 rank = layer_rank(alpha, m, n, f"{where}.{group}_alpha")
-                _set_submodule(block, name, LowRankLinear.from_linear(module, rank))
+                _set_submodule(
+                    block, name, LowRankLinear.from_linear(module, rank, lowrank_init)
+                )
                 entry["rank"] = rank
             elif kind == "masked":
                 _set_submodule(block, name, MaskedLinear.from_dense(module, **mask_conf))

@@ -11,16 +11,83 @@ so that ``U·Vᵀ`` is the best rank-r approximation (Eckart–Young) of the den
 weight ``W`` (m×n) the layer replaces, and the two factors are balanced
 (``UᵀU = VᵀV = Σ_r``).
 
+Two initialisations (``init``; the YAML key is ``lowrank_init`` of
+``encoder_conf``/``decoder_conf``):
+
+* ``svd`` (LR-SMS, the default): a dense weight W is drawn as the dense model
+  would draw it, then factorised by eq. (1).  Which dense initialisation: the
+  paper says "we follow conventional initializations as described in [31]
+  (Glorot) and [32] (He)", without saying which layer gets which.  We take
+  the dense model's own: with ESPnet's ``init: null`` (the paper configs),
+  PyTorch's ``nn.Linear`` default, ``kaiming_uniform_(a=√5)`` = U(±1/√n)
+  (He-family; the ResNet convolutions are He-normal), as in Auto-AVSR [29],
+  which re-initialises nothing; with ESPnet's ``init: <scheme>``
+  (``xavier_uniform`` = Glorot, ``kaiming_normal`` = He, ...) W is drawn by
+  ESPnet's own ``initialize`` with that scheme (see
+  :meth:`LowRankLinear.espnet_initialization_fn` and :func:`espnet_init`).
+* ``kaiming`` (the baseline of LR-SMS Fig. 4, "Kaiming initialization [32]"):
+  each factor is initialised directly as a layer of its own by He et al.'s
+  rule, ``kaiming_normal_(mode="fan_in", nonlinearity="relu")``:
+  Var(Vᵀ) = 2/n, Var(U) = 2/r, hence Var((U·Vᵀ)_ij) = r·(2/r)·(2/n) = 4/n —
+  not the dense layer's variance (1/(3n) for PyTorch's default), which is the
+  mismatch §II-B says the SVD initialisation avoids ("var(W) ≈ var(UVᵀ)").
+  The paper does not say which Kaiming variant; He-normal with the ReLU gain
+  is [32]'s own rule.  The bias is the dense layer's (``nn.Linear``'s default,
+  or zeros under ESPnet's ``init:``).
+
 The layer holds its two factors and computes its forward; which layers are
 factorised and with which rank is policy (``espnet_msrs.lowrank.rank_schedule``
 and ``espnet_msrs.layers.linear_policy``).  The parameters share the
 ``lowrank_u`` / ``lowrank_v`` prefix so they can be selected by name.
 """
 
-from typing import Optional, Union
+import contextlib
+import contextvars
+from typing import Iterator, Optional, Union
 
 import torch
 from typeguard import typechecked
+
+#: Values of ``init`` (``lowrank_init`` in ``encoder_conf``/``decoder_conf``).
+LOWRANK_INITS = ("svd", "kaiming")
+
+# The ESPnet ``init:`` scheme being applied to the model being built (set by
+# the task around ESPnet's build_model, read by espnet_initialization_fn,
+# whose signature ESPnet fixes without arguments).
+_ESPNET_INIT: contextvars.ContextVar[Optional[str]] = contextvars.ContextVar(
+    "espnet_msrs_espnet_init", default=None
+)
+
+
+@contextlib.contextmanager
+def espnet_init(init: Optional[str]) -> Iterator[None]:
+    """Tell low-rank layers which ESPnet ``init:`` scheme is being applied.
+
+    ESPnet's ``initialize(model, init)`` re-draws every weight with the scheme
+    and then calls each module's argument-less ``espnet_initialization_fn``;
+    within this context that hook draws the dense weight W it factorises with
+    the same scheme (``svd``).  The task wraps its ``build_model`` in it::
+
+        with espnet_init(args.init):
+            model = super().build_model(args)
+
+    Args:
+        init: ESPnet's ``--init`` (``None`` for no re-initialisation).
+    """
+    token = _ESPNET_INIT.set(init)
+    try:
+        yield
+    finally:
+        _ESPNET_INIT.reset(token)
+
+
+def _validate_init(init: str) -> None:
+    if init not in LOWRANK_INITS:
+        raise ValueError(
+            f"lowrank_init={init!r} is not allowed; expected one of {LOWRANK_INITS} "
+            "(svd: LR-SMS eq. 1 from the dense init; kaiming: both factors drawn "
+            "directly, LR-SMS Fig. 4's baseline)"
+        )
 
 
 class LowRankLinear(torch.nn.Module):
@@ -45,9 +112,12 @@ class LowRankLinear(torch.nn.Module):
         bias: Whether the layer has an additive bias b (held by ``lowrank_u``).
         device: Device of the parameters (default: torch's default device).
         dtype: Floating dtype of the parameters (default: torch's default).
+        init: ``svd`` (eq. 1 from the dense init) or ``kaiming`` (both factors
+            He-normal, LR-SMS Fig. 4's baseline); see the module docstring.
 
     Raises:
-        ValueError: A non-positive size or a rank outside ``[1, min(m, n)]``.
+        ValueError: A non-positive size, a rank outside ``[1, min(m, n)]`` or
+            an unknown ``init``.
     """
 
     @typechecked
@@ -59,8 +129,10 @@ class LowRankLinear(torch.nn.Module):
         bias: bool = True,
         device: Optional[Union[str, torch.device]] = None,
         dtype: Optional[torch.dtype] = None,
+        init: str = "svd",
     ):
         super().__init__()
+        _validate_init(init)
         if in_features < 1 or out_features < 1:
             raise ValueError(
                 f"LowRankLinear: in_features={in_features} and "
@@ -75,6 +147,7 @@ class LowRankLinear(torch.nn.Module):
         self.in_features = in_features
         self.out_features = out_features
         self.rank = rank
+        self.init = init
         if device is None:
             device = torch.get_default_device()
         factory = {"device": device, "dtype": dtype}
@@ -89,22 +162,28 @@ class LowRankLinear(torch.nn.Module):
         self.reset_parameters()
 
     @classmethod
-    def from_linear(cls, linear: torch.nn.Linear, rank: int) -> "LowRankLinear":
-        """Build a low-rank layer SVD-initialised from a dense layer (eq. 1).
+    def from_linear(
+        cls, linear: torch.nn.Linear, rank: int, init: str = "svd"
+    ) -> "LowRankLinear":
+        """Build a low-rank layer initialised from a dense layer.
 
         The new layer is on ``linear``'s device and dtype; it copies the bias.
-        ``linear`` itself is not modified.
+        ``linear`` itself is not modified.  ``svd`` draws no random numbers;
+        ``kaiming`` draws the two factors (Vᵀ first, then U).
 
         Args:
             linear: Dense layer with weight W (m, n) and optional bias (m,).
             rank: r, ``1 <= r <= min(m, n)``.
+            init: ``svd`` (``U·Vᵀ = SVD_r(W)``, eq. 1) or ``kaiming`` (W unused).
 
         Returns:
-            LowRankLinear with ``U·Vᵀ = SVD_r(W)`` and the same bias.
+            LowRankLinear with the same bias.
 
         Raises:
-            ValueError: ``linear`` is not an ``nn.Linear`` or the rank is bad.
+            ValueError: ``linear`` is not an ``nn.Linear``, the rank is bad or
+                ``init`` is unknown.
         """
+        _validate_init(init)
         if not isinstance(linear, torch.nn.Linear):
             raise ValueError(
                 f"LowRankLinear.from_linear: expected torch.nn.Linear, "
@@ -119,16 +198,25 @@ class LowRankLinear(torch.nn.Module):
             bias=linear.bias is not None,
             device=weight.device,
             dtype=weight.dtype,
+            init=init,
         )
-        layer.svd_init_(weight, linear.bias)
+        if init == "svd":
+            layer.svd_init_(weight, linear.bias)
+        else:
+            layer.kaiming_init_()
+            if linear.bias is not None and not layer.lowrank_u.weight.is_meta:
+                with torch.no_grad():
+                    layer.lowrank_u.bias.copy_(linear.bias.detach())
         return layer
 
     def reset_parameters(self) -> None:
-        """Draw W as ``nn.Linear.reset_parameters`` would, then SVD-factorise it.
+        """Initialise as a new dense layer of this size would be, by ``init``.
 
-        The dense weight (kaiming-uniform with a=√5) and bias (uniform in
-        ±1/√in_features) come from a temporary ``nn.Linear`` of the full size,
-        i.e. from PyTorch's own ``reset_parameters``.
+        ``svd``: the dense weight (kaiming-uniform with a=√5) and bias (uniform
+        in ±1/√in_features) come from a temporary ``nn.Linear`` of the full
+        size, i.e. from PyTorch's own ``reset_parameters``; W is factorised by
+        eq. (1).  ``kaiming``: the same bias, and both factors drawn by
+        :meth:`kaiming_init_`.
         """
         weight = self.lowrank_v.weight
         if weight.is_meta:  # built by skip_init: nothing to draw
@@ -140,7 +228,13 @@ class LowRankLinear(torch.nn.Module):
             device=weight.device,
             dtype=weight.dtype,
         )
-        self.svd_init_(dense.weight, dense.bias)
+        if self.init == "svd":
+            self.svd_init_(dense.weight, dense.bias)
+        else:
+            self.kaiming_init_()
+            if dense.bias is not None:
+                with torch.no_grad():
+                    self.lowrank_u.bias.copy_(dense.bias)
 
     def espnet_initialization_fn(self) -> None:
         """Hook called by ``espnet2.torch_utils.initialize.initialize``.
@@ -148,22 +242,59 @@ class LowRankLinear(torch.nn.Module):
         ESPnet's ``--init`` (xavier_uniform, kaiming_normal, chainer, ...)
         re-initialises every parameter with ``dim > 1`` on its own, i.e. U and V
         independently, which destroys the factorisation (and its scale), and
-        zeroes every ``.bias``; it then calls this hook.  We re-draw the dense
-        weight as ``nn.Linear`` does by default and SVD-factorise it (eq. 1):
-        under ESPnet's ``--init`` a low-rank layer is SVD-initialised from
-        ``nn.Linear``'s default dense init, whatever the scheme's name (the hook
-        is not told which scheme was used).  The bias is left as ESPnet set it
-        (zeros), like the bias of every dense layer of the same model.
+        zeroes every ``.bias``; it then calls this hook, which restores the
+        layer's own initialisation:
+
+        * ``svd``: a dense weight W (m×n) is drawn by ESPnet's ``initialize``
+          with the scheme of the enclosing :func:`espnet_init` context (the
+          scheme every dense layer of the model just got), and factorised by
+          eq. (1).  Outside such a context (espnet2's own task, which does not
+          say the scheme) W is ``nn.Linear``'s default draw.
+        * ``kaiming``: both factors re-drawn by :meth:`kaiming_init_`.
+
+        The bias is left as ESPnet set it (zeros), like the bias of every dense
+        layer of the same model.
         """
+        if self.init == "kaiming":
+            self.kaiming_init_()
+            return
         weight = self.lowrank_v.weight
-        dense = torch.nn.Linear(
-            self.in_features,
-            self.out_features,
-            bias=False,
-            device=weight.device,
-            dtype=weight.dtype,
-        )
+        scheme = _ESPNET_INIT.get()
+        if scheme is None:
+            dense = torch.nn.Linear(
+                self.in_features,
+                self.out_features,
+                bias=False,
+                device=weight.device,
+                dtype=weight.dtype,
+            )
+        else:
+            from espnet2.torch_utils.initialize import initialize
+
+            dense = torch.nn.utils.skip_init(
+                torch.nn.Linear,
+                self.in_features,
+                self.out_features,
+                bias=False,
+                device=weight.device,
+                dtype=weight.dtype,
+            )
+            initialize(dense, scheme)  # ESPnet's own draw for this scheme
         self.svd_init_(dense.weight)
+
+    @torch.no_grad()
+    def kaiming_init_(self) -> None:
+        """Draw both factors directly by He et al.'s rule (LR-SMS Fig. 4 baseline).
+
+        ``kaiming_normal_(mode="fan_in", nonlinearity="relu")`` on each factor
+        as a layer of its own: Vᵀ (r×n) ~ N(0, 2/n), U (m×r) ~ N(0, 2/r).  The
+        bias is not touched.  Vᵀ is drawn first.
+        """
+        for factor in (self.lowrank_v.weight, self.lowrank_u.weight):
+            if not factor.is_meta:
+                torch.nn.init.kaiming_normal_(
+                    factor, mode="fan_in", nonlinearity="relu"
+                )
 
     @torch.no_grad()
     def svd_init_(
@@ -250,6 +381,7 @@ class LowRankLinear(torch.nn.Module):
     def extra_repr(self) -> str:
         return (
             f"in_features={self.in_features}, out_features={self.out_features}, "
-            f"rank={self.rank}, bias={self.lowrank_u.bias is not None}"
+            f"rank={self.rank}, bias={self.lowrank_u.bias is not None}, "
+            f"init={self.init}"
         )
 

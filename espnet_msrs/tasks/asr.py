@@ -49,6 +49,7 @@ from espnet2.tasks.abs_task import optim_classes  # noqa: E402
 from espnet2.tasks.asr import ASRTask  # noqa: E402
 from espnet2.utils.nested_dict_action import NestedDictAction  # noqa: E402
 
+from espnet_msrs.lowrank.lowrank_linear import espnet_init
 from espnet_msrs.sparsity.controller import MaskSearchController
 from espnet_msrs.sparsity.policy import (
     FixedMaskHooks,
@@ -354,7 +355,9 @@ class MSRSASRTask(ASRTask):
     @classmethod
     def build_model(cls, args: argparse.Namespace):
         check_av_packing(args)  # front end and preprocessor agree (ValueError)
-        model = super().build_model(args)
+        # Low-rank layers SVD-factorise a dense weight drawn with --init's scheme.
+        with espnet_init(getattr(args, "init", None)):
+            model = super().build_model(args)
         install_msrs(model, args)
         return model
 

@@ -1,6 +1,7 @@
 """Tests of espnet_msrs.lowrank.lowrank_linear (LR-SMS eq. 1)."""
 
 import copy
+from pathlib import Path
 
 import pytest
 import torch
@@ -177,3 +178,101 @@ def test_espnet_initialize_keeps_an_svd_factorisation(init):
     # the bias is left as ESPnet set it (zeros), like every dense bias
     assert torch.equal(layer.lowrank_u.bias, torch.zeros(12))
     assert torch.equal(model[0].bias, torch.zeros(16))
+
+
+# ------------------------------------------- lowrank_init: kaiming (Fig. 4)
+
+
+def _var(t):
+    return t.detach().double().var(unbiased=True).item()
+
+
+@pytest.mark.parametrize("build", ["constructor", "from_linear", "espnet_hook"])
+def test_kaiming_factors_have_he_variance(build):
+    """Both factors drawn directly, He-normal by fan-in: Var(Vᵀ) = 2/n,
+    Var(U) = 2/r, so Var(U·Vᵀ) = 4/n (not the dense layer's 1/(3n))."""
+    n, m, r = 1024, 768, 96
+    torch.manual_seed(0)
+    if build == "constructor":
+        layer = LowRankLinear(n, m, r, init="kaiming")
+    elif build == "from_linear":
+        dense = torch.nn.Linear(n, m)
+        layer = LowRankLinear.from_linear(dense, r, init="kaiming")
+        assert torch.equal(layer.lowrank_u.bias, dense.bias)  # the dense bias
+    else:
+        from espnet2.torch_utils.initialize import initialize
+
+        layer = LowRankLinear(n, m, r, init="kaiming")
+        initialize(torch.nn.Sequential(layer), "xavier_uniform")  # hook re-draws
+        assert torch.equal(layer.lowrank_u.bias, torch.zeros(m))
+    u, vt = layer.lowrank_u.weight, layer.lowrank_v.weight
+    # sampling error of a variance estimate: sqrt(2/N) ~ 0.5 % for 7e4..1e5 values
+    assert _var(vt) == pytest.approx(2 / n, rel=0.03)
+    assert _var(u) == pytest.approx(2 / r, rel=0.03)
+    assert abs(vt.mean().item()) < 0.05 * (2 / n) ** 0.5  # zero mean
+    assert _var(layer.dense_weight()) == pytest.approx(4 / n, rel=0.05)
+    assert layer.init == "kaiming" and "init=kaiming" in repr(layer)
+    # the factors are not a truncated SVD of anything: UᵀU is not diagonal
+    gram = (u.T @ u).detach()
+    assert (gram - torch.diag(torch.diag(gram))).abs().max() > 0.1 * gram.diag().mean()
+
+
+def test_svd_init_keeps_the_dense_variance():
+    """SVD (eq. 1) at full rank reproduces W: Var(U·Vᵀ) = Var(W) = 1/(3n)."""
+    n, m = 512, 384
+    torch.manual_seed(0)
+    layer = LowRankLinear(n, m, min(n, m))
+    assert _var(layer.dense_weight()) == pytest.approx(1 / (3 * n), rel=0.03)
+
+
+def test_bad_lowrank_init_raises():
+    with pytest.raises(ValueError, match=r"lowrank_init='xavier' is not allowed"):
+        LowRankLinear(8, 8, 2, init="xavier")
+    with pytest.raises(ValueError, match=r"lowrank_init='he'"):
+        LowRankLinear.from_linear(torch.nn.Linear(8, 8), 2, init="he")
+
+
+@pytest.mark.parametrize("scheme", ["xavier_uniform", "kaiming_normal", "chainer"])
+def test_svd_starts_from_the_espnet_init_scheme(scheme):
+    """Under ``espnet_init(scheme)`` ESPnet's hook SVD-factorises a dense W
+    drawn by ESPnet's own ``initialize`` with that scheme."""
+    from espnet2.torch_utils.initialize import initialize
+
+    from espnet_msrs.lowrank import espnet_init
+
+    layer = LowRankLinear(16, 12, 12)  # full rank: U·Vᵀ = W exactly
+    torch.manual_seed(5)
+    with espnet_init(scheme):
+        layer.espnet_initialization_fn()
+    torch.manual_seed(5)
+    reference = torch.nn.utils.skip_init(torch.nn.Linear, 16, 12, bias=False)
+    initialize(reference, scheme)
+    torch.testing.assert_close(layer.dense_weight(), reference.weight, rtol=0, atol=1e-6)
+
+
+def test_task_build_model_applies_espnet_init_to_the_svd(tmp_path):
+    """``init: xavier_uniform`` in a config: the task's build_model makes the
+    low-rank layers SVD-factorise a Glorot-drawn W (|W| up to √(6/(m+n)) =
+    0.31 for 32×32), not nn.Linear's default (|W| <= 1/√32 = 0.18)."""
+    import yaml
+
+    import espnet_msrs  # noqa: F401
+    from espnet_msrs.tasks.asr import MSRSASRTask
+
+    repo = Path(__file__).resolve().parents[2]
+    config = yaml.safe_load((repo / "conf/tuning/train_asr_tiny.yaml").read_text())
+    config["encoder_conf"].update(mhsa_linear="lowrank", mhsa_alpha=1.0)
+    path = tmp_path / "train.yaml"
+    path.write_text(yaml.safe_dump(config))
+    maxima = {}
+    for init in ("xavier_uniform", None):
+        argv = ["--config", str(path)] + (["--init", init] if init else [])
+        args = MSRSASRTask.get_parser().parse_args(argv)
+        args.token_list = ["<blank>", "<unk>", "A", "B", "<sos/eos>"]
+        torch.manual_seed(0)
+        model = MSRSASRTask.build_model(args)
+        layer = model.encoder.encoders[0].self_attn.linear_q
+        assert isinstance(layer, LowRankLinear) and layer.rank == 32
+        maxima[init] = layer.dense_weight().abs().max().item()
+    assert 0.25 < maxima["xavier_uniform"] <= (6 / 64) ** 0.5 + 1e-6
+    assert maxima[None] <= 32 ** -0.5 + 1e-6

@@ -31,6 +31,8 @@ class MSRSTransformerDecoder(TransformerDecoder):
         layer_scale: LayerScale on self-attention, source-attention and FFN.
         layer_scale_init: Its initial value.
         mask_conf: Keyword arguments of :class:`MaskedLinear`.
+        lowrank_init: ``svd`` or ``kaiming`` for ``lowrank`` groups (see the
+            encoder).
         **kwargs: Every argument of espnet2's ``TransformerDecoder``.
     """
 
@@ -46,6 +48,7 @@ class MSRSTransformerDecoder(TransformerDecoder):
         layer_scale: bool = False,
         layer_scale_init: float = 1e-4,
         mask_conf: Optional[Dict] = None,
+        lowrank_init: str = "svd",
         **kwargs,
     ):
         super().__init__(vocab_size, encoder_output_size, **kwargs)
@@ -55,6 +58,7 @@ class MSRSTransformerDecoder(TransformerDecoder):
             {"mhsa": mhsa_alpha, "ffn": ffn_alpha},
             mask_conf=mask_conf,
             where="decoder_conf",
+            lowrank_init=lowrank_init,
         )
         self.layer_scale_params = (
             apply_layer_scale(self.decoders, encoder_output_size, layer_scale_init)

@@ -41,6 +41,9 @@ class MSRSConformerEncoder(ConformerEncoder):
         mask_conf: Keyword arguments of :class:`MaskedLinear` for ``masked``
             groups (``mu``, ``rho``, ``varsigma``, ``tau_forward``,
             ``tau_backward``).
+        lowrank_init: ``svd`` (LR-SMS eq. 1 from the dense init; ESPnet's
+            ``init:`` says which dense init) or ``kaiming`` (both factors
+            He-normal, LR-SMS Fig. 4's baseline) for ``lowrank`` groups.
         **kwargs: Every argument of espnet2's ``ConformerEncoder``
             (``output_size``, ``attention_heads``, ``linear_units``,
             ``num_blocks``, ``input_layer``, …).
@@ -57,6 +60,7 @@ class MSRSConformerEncoder(ConformerEncoder):
         layer_scale: bool = False,
         layer_scale_init: float = 1e-4,
         mask_conf: Optional[Dict] = None,
+        lowrank_init: str = "svd",
         **kwargs,
     ):
         super().__init__(input_size, **kwargs)
@@ -66,6 +70,7 @@ class MSRSConformerEncoder(ConformerEncoder):
             {"mhsa": mhsa_alpha, "ffn": ffn_alpha},
             mask_conf=mask_conf,
             where="encoder_conf",
+            lowrank_init=lowrank_init,
         )
         self.layer_scale_params = (
             apply_layer_scale(self.encoders, self.output_size(), layer_scale_init)

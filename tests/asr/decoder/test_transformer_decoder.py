@@ -172,8 +172,17 @@ def test_state_dict_round_trip(kind):
         (dict(ffn_linear="lowrank", ffn_alpha=[0.2, 1.2]), r"decoder_conf\.ffn_alpha.*outside \(0, 1\]"),
         (dict(mhsa_linear="lowrank", mhsa_alpha=-0.5), r"decoder_conf\.mhsa_alpha.*outside \(0, 1\]"),
         (dict(mhsa_linear="lowrank", mhsa_alpha=0.05), r"decoder_conf\.mhsa_alpha.*rank.*= 0.*alpha >= 0\.0625"),
+        (dict(mhsa_linear="lowrank", lowrank_init="he"), r"decoder_conf\.lowrank_init='he' is not allowed"),
     ],
 )
 def test_bad_config_raises_value_error(kwargs, match):
     with pytest.raises(ValueError, match=match):
         MSRSTransformerDecoder(VOCAB, D, **kwargs, **ESPNET_CONF)
+
+
+def test_lowrank_init_kaiming_reaches_the_decoder():
+    decoder = make_decoder("lowrank", lowrank_init="kaiming")
+    layers = [m for m in decoder.modules() if isinstance(m, LowRankLinear)]
+    assert layers and {layer.init for layer in layers} == {"kaiming"}
+    assert {layer.init for layer in make_decoder("lowrank").modules()
+            if isinstance(layer, LowRankLinear)} == {"svd"}

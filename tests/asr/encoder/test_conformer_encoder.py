@@ -241,6 +241,7 @@ def test_layer_scale_one_equals_espnet_and_small_init_shrinks_branches():
         (dict(mhsa_linear="lowrank", mhsa_alpha=0.01), r"encoder_conf\.mhsa_alpha.*rank.*= 0.*alpha >= 0\.0625"),
         (dict(ffn_linear="masked", mask_conf={"temperature": 1.0}), r"unknown mask option.*temperature.*allowed"),
         (dict(ffn_linear="lowrank", positionwise_layer_type="conv1d"), r"encoder_conf.*ffn_linear='lowrank' matched no layer"),
+        (dict(ffn_linear="lowrank", lowrank_init="xavier"), r"encoder_conf\.lowrank_init='xavier' is not allowed.*svd.*kaiming"),
     ],
 )
 def test_bad_config_raises_value_error(kwargs, match):
@@ -325,3 +326,21 @@ def test_lr_sms_headline_removes_136m_within_one_percent(full_rank_params):
                                        mhsa_alpha=[0.1, 0.2], ffn_alpha=[0.2, 0.4],
                                        **PAPER_ENCODER)
     assert sum(isinstance(m, LowRankLinear) for m in encoder.modules()) == 12 * 9
+
+
+@pytest.mark.parametrize("lowrank_init", ["svd", "kaiming"])
+def test_lowrank_init_reaches_every_lowrank_layer(lowrank_init):
+    """``encoder_conf.lowrank_init``: svd factors are a truncated SVD (UᵀU
+    diagonal); kaiming factors are drawn directly (LR-SMS Fig. 4)."""
+    encoder = make_encoder("lowrank", lowrank_init=lowrank_init)
+    layers = [m for m in encoder.modules() if isinstance(m, LowRankLinear)]
+    assert len(layers) == 2 * 9  # 2 blocks x (5 MHSA + 4 FFN)
+    for layer in layers:
+        assert layer.init == lowrank_init
+        u = layer.lowrank_u.weight.detach().double()
+        gram = u.T @ u
+        off_diagonal = (gram - torch.diag(torch.diag(gram))).abs().max()
+        if lowrank_init == "svd":
+            assert off_diagonal < 1e-6 * gram.diag().max()
+        else:
+            assert off_diagonal > 1e-3 * gram.diag().max()
