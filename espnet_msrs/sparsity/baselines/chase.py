@@ -55,8 +55,11 @@ Choices where the paper leaves room (all configurable):
   ΔT_p = 1000, T_p = T_c = 0.8 of training) except S_c: the paper reports
   0.3 and 0.4 at 80–90 % sparsity; at the ~40 % of MSRS Table 4 we take the
   smaller, 0.3; ΔT_c = 1000 steps (its CIFAR ResNet-50 value).
-* Channel removal and the prune-and-grow update may fall on the same step;
-  removal comes first.
+* Channel removal happens only at prune-and-grow steps (ΔT_c must be a
+  multiple of ΔT_p), right before that step's pruning and growth, so the
+  entries it frees are regrown at once with the same gradients (the reference
+  removes channels half an exploration interval before the next update);
+  a run therefore never ends with a freed, unfilled budget.
 * :meth:`final_masks` prunes back to B by magnitude if the run ends inside
   the soft-bound phase, so the final model has exactly the target sparsity.
 """
@@ -135,6 +138,12 @@ class CHASE(SparseTrainingStrategy):
         self.min_channel_ratio = check_fraction(min_channel_ratio, "min_channel_ratio")
         self.update_interval = check_interval(update_interval, "update_interval")
         self.channel_interval = check_interval(channel_interval, "channel_interval")
+        if self.channel_interval % self.update_interval:
+            raise ValueError(
+                f"chase: channel_interval={self.channel_interval} must be a multiple "
+                f"of update_interval={self.update_interval} (channels are removed at "
+                "prune-and-grow steps)"
+            )
         self.extra_density = check_fraction(extra_density, "extra_density")
         self.exploration_end = check_fraction(exploration_end, "exploration_end")
         self.channel_end = check_fraction(channel_end, "channel_end")
@@ -287,9 +296,9 @@ class CHASE(SparseTrainingStrategy):
         return step % self.update_interval == 0 and step <= total_steps
 
     def is_update_step(self, step: int, total_steps: int) -> bool:
-        return self._is_channel_step(step, total_steps) or self._is_exploration_step(
-            step, total_steps
-        )
+        # every channel step is an exploration step (channel_interval is a
+        # multiple of update_interval)
+        return self._is_exploration_step(step, total_steps)
 
     def wants_dense_grad(self, step: int, total_steps: int) -> bool:
         return self._is_exploration_step(step, total_steps)
@@ -319,15 +328,13 @@ class CHASE(SparseTrainingStrategy):
         grads: Optional[Mapping[str, torch.Tensor]] = None,
     ) -> Dict[str, torch.Tensor]:
         self._ensure_channels(masks)
+        if grads is None:
+            raise ValueError("CHASE.update needs the dense gradients (grads=None)")
         new = {n: m.clone() for n, m in masks.items()}
         if self._is_channel_step(step, total_steps):
             self.remove_channels(step, total_steps, weights, new)
         allowed = self.allowed(new)
         new = {n: new[n] & allowed[n] for n in new}
-        if not self._is_exploration_step(step, total_steps):
-            return new
-        if grads is None:
-            raise ValueError("CHASE.update needs the dense gradients (grads=None)")
         budget = self.budget(new)
         active = count_active(new)
         magnitude = {n: weights[n].detach().abs() for n in new}

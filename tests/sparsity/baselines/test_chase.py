@@ -37,26 +37,28 @@ def _pair():
 def test_channel_removal_on_a_hand_made_layer():
     weights, masks = _pair()
     chase = CHASE(sparsity=0.6, channel_sparsity=0.5, min_channel_ratio=0.0,
-                  update_interval=10**6, channel_interval=10, channel_end=1.0)
+                  update_interval=10, channel_interval=10, channel_end=1.0)
     chase.resolve_channels({n: tuple(w.shape) for n, w in weights.items()})
     assert chase.channels == {P: C}
     total = 100
     # s_c(10) = 0.5·(1 − 0.9³) = 0.1355 → ⌊0.54⌋ = 0 channels: nothing yet
     assert chase.channel_sparsity_at(10, total) == pytest.approx(0.5 * (1 - 0.9 ** 3))
-    new = chase.update(10, total, weights, masks)
-    assert all(torch.equal(new[n], masks[n]) for n in masks)
+    assert chase.remove_channels(10, total, weights, masks) == []
     # s_c(50) = 0.4375 → ⌊1.75⌋ = 1: channel 1 (UMM 0.1, before channel 3's
     # equal 0.1 in index order); producer row and consumer column go
-    new = chase.update(50, total, weights, masks)
-    assert chase.removed[P].tolist() == [False, True, False, False]
-    assert not new[P][1].any() and not new[C][:, 1].any()
-    assert int(new[P].sum()) == int(masks[P].sum()) - 3
-    assert int(new[C].sum()) == 8 - 2
+    assert chase.remove_channels(50, total, weights, masks) == [(P, 1)]
+    allowed = chase.allowed(masks)
+    assert allowed[P].tolist() == [[True] * 3, [False] * 3, [True] * 3, [True] * 3]
+    assert allowed[C][:, 1].tolist() == [False, False] and int(allowed[C].sum()) == 6
     # at T_c: ⌊0.5·4⌋ = 2: channel 3 (UMM 0.1) goes next, not channel 2 (0.5)
-    new = chase.update(100, total, weights, new)
+    assert chase.remove_channels(100, total, weights, masks) == [(P, 3)]
     assert chase.removed[P].tolist() == [False, True, False, True]
-    assert not new[P][3].any() and not new[C][:, 3].any()
-    assert new[P][[0, 2]].all() and new[C][:, [0, 2]].all()
+    # in an update the removed entries are inactive, and never grow back even
+    # where the gradient is largest
+    grads = {P: torch.full((4, 3), 5.0), C: torch.full((2, 4), 5.0)}
+    new = chase.update(100, total, weights, masks, grads)
+    assert not new[P][[1, 3]].any() and not new[C][:, [1, 3]].any()
+    assert sum(int(m.sum()) for m in new.values()) == chase.budget(new) == 8
 
 
 def test_minimum_layer_limitation_and_removed_channels_never_regrow():
@@ -100,9 +102,10 @@ def test_channel_removal_keeps_the_budget_reachable():
     masks = {n: torch.ones_like(w, dtype=torch.bool) for n, w in weights.items()}
     # B = 0.7·160 = 112; a channel costs 4 + 4 entries: at most 6 can go
     chase = CHASE(sparsity=0.3, channel_sparsity=0.5, min_channel_ratio=0.0,
-                  channel_interval=10, channel_end=1.0, update_interval=10**6)
+                  channel_interval=10, channel_end=1.0, update_interval=10)
     chase.resolve_channels({n: tuple(w.shape) for n, w in weights.items()})
-    new = chase.update(10, 10, weights, masks)
+    chase.remove_channels(10, 10, weights, masks)
+    new = {n: masks[n] & a for n, a in chase.allowed(masks).items()}
     assert int(chase.removed["a.w_1.weight"].sum()) == 6
     assert int(chase.removed["b.w_1.weight"].sum()) == 0
     capacity = sum(int(a.sum()) for a in chase.allowed(new).values())
@@ -145,15 +148,19 @@ def test_soft_memory_bound_then_exact_budget():
 
 def test_state_dict_round_trip_and_no_channel_layer_error():
     weights, masks = _pair()
-    a = CHASE(sparsity=0.3, channel_sparsity=0.5, min_channel_ratio=0.0,
-              channel_interval=10, channel_end=1.0, update_interval=10**6)
+    grads = {n: torch.ones_like(w) for n, w in weights.items()}
+    a = CHASE(sparsity=0.6, channel_sparsity=0.5, min_channel_ratio=0.0,
+              channel_interval=10, channel_end=1.0, update_interval=10)
     a.initial_masks(weights)
-    a.update(100, 100, weights, masks)
-    b = CHASE(sparsity=0.3, channel_sparsity=0.5, min_channel_ratio=0.0,
-              channel_interval=10, channel_end=1.0, update_interval=10**6)
+    a.update(100, 100, weights, masks, grads)
+    assert a.removed[P].any()
+    b = CHASE(sparsity=0.6, channel_sparsity=0.5, min_channel_ratio=0.0,
+              channel_interval=10, channel_end=1.0, update_interval=10)
     b.load_state_dict(a.state_dict())
-    new = b.update(100, 100, weights, masks)  # resolves channels from the masks
+    new = b.update(100, 100, weights, masks, grads)  # resolves channels from the masks
     assert torch.equal(b.removed[P], a.removed[P])
     assert not new[P][b.removed[P]].any()
+    with pytest.raises(ValueError, match="multiple of update_interval"):
+        CHASE(sparsity=0.3, update_interval=300, channel_interval=1000)
     with pytest.raises(ValueError, match="channel_pairs"):
         CHASE(sparsity=0.3).initial_masks({"enc.attn.linear_q.weight": torch.ones(4, 4)})
