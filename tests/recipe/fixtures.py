@@ -419,3 +419,43 @@ def read_table(path: Path) -> Dict[str, str]:
             key, _, value = line.partition(" ")
             out[key] = value
     return out
+
+
+#: What a recipe run writes into its directory (never linked into a sandbox).
+RECIPE_OUTPUTS = ("data", "dump", "exp", "downloads", "RESULTS.md")
+
+
+def recipe_sandbox(corpus: str, task: str, root: Path) -> Path:
+    """A runnable copy of ``egs2/<corpus>/<task>`` under ``root``.
+
+    Every file of the recipe is a symlink to the repository's (run.sh,
+    avsr.sh, path.sh, conf/, local/, …), outputs go to the copy; so a test
+    runs the recipe exactly as a user does, without touching the
+    repository's own ``data/``, ``dump/`` or ``exp/``.
+    """
+    src = recipe_dir(corpus, task)
+    dst = Path(root) / "egs2" / corpus / task
+    dst.mkdir(parents=True)
+    for entry in sorted(src.iterdir()):
+        if entry.name not in RECIPE_OUTPUTS:
+            (dst / entry.name).symlink_to(entry)
+    return dst
+
+
+def run_recipe(recipe: Path, *args: str, timeout: int = 1800, env=None):
+    """``./run.sh args`` in ``recipe`` with this interpreter's environment."""
+    import os
+    import subprocess
+    import sys
+
+    full_env = dict(os.environ, OMP_NUM_THREADS="1")
+    full_env["PATH"] = f"{Path(sys.executable).parent}:{full_env['PATH']}"
+    full_env.update(env or {})
+    return subprocess.run(
+        ["./run.sh", *map(str, args)],
+        cwd=recipe,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

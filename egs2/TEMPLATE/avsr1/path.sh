@@ -1,6 +1,8 @@
 # path.sh — environment of the espnet_msrs recipes (sourced by avsr.sh).
-# MAIN_ROOT is the repository root (recipes live in egs2/<corpus>/<task>/).
-MAIN_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
+# MAIN_ROOT is the repository root (recipes live in egs2/<corpus>/<task>/; this
+# file is egs2/TEMPLATE/avsr1/path.sh, reached through the recipes' symlinks,
+# so a recipe copied elsewhere with symlinks still finds the repository).
+MAIN_ROOT=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/../../.." && pwd)
 export MAIN_ROOT
 # The project's Python environment (made by `make env` / `make demo`), if present.
 if [ -x "${MAIN_ROOT}/.venv/bin/python3" ]; then

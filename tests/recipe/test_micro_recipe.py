@@ -1,0 +1,138 @@
+"""Micro end-to-end recipe: stages 1-13 of egs2/synthgrid/avsr1 on a few
+synthetic utterances (2 speakers x 8 sentences, one epoch a training phase),
+as a user runs it (``./run.sh``), in a sandbox copy of the recipe.
+
+A broken stage fails here: every stage must write its real outputs (data
+directories, markers, the MSRS mask, the averaged model, decodings,
+RESULTS.md with WER lines, the packed zip and its check), and a second run
+must redo nothing. About 3 minutes on 2 CPU cores.
+"""
+
+import json
+import re
+import zipfile
+
+import pytest
+import torch
+import yaml
+
+from tests.recipe.fixtures import recipe_sandbox, run_recipe
+
+SPEAKERS, SENTENCES, VALID, TEST = 2, 8, 1, 2
+MICRO = (
+    "--local_data_opts",
+    f"--num_speakers {SPEAKERS} --utts_per_speaker {SENTENCES} --num_valid {VALID} "
+    f"--num_test {TEST} --seed 0 --nj 2",
+    "--asr_args", "--max_epoch 1",
+    "--noise_num_utts", "4",
+)
+TAG = "av_msrs_sparse"
+DECODE = "decode_decode_asr_valid_acc_ave"
+NOISY = ("test_snr-7.5", "test_snr-2.5", "test_snr2.5", "test_snr7.5", "test_snr12.5")
+_STAGE_LINE = re.compile(r"\) Stage (\d+): (.*)$", re.M)
+
+
+@pytest.fixture(scope="module")
+def micro(tmp_path_factory):
+    recipe = recipe_sandbox("synthgrid", "avsr1", tmp_path_factory.mktemp("micro"))
+    first = run_recipe(recipe, *MICRO)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    second = run_recipe(recipe, *MICRO)
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    return {"recipe": recipe, "exp": recipe / "exp" / TAG, "first": first, "second": second}
+
+
+def _lines(path):
+    return [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def test_every_stage_runs_and_finishes(micro):
+    out = micro["first"].stdout
+    started = {int(n) for n, what in _STAGE_LINE.findall(out) if "done already" not in what}
+    assert started == set(range(1, 14))
+    assert "Successfully finished" in out
+
+
+def test_data_directories(micro):
+    data = micro["recipe"] / "data"
+    sizes = {"train": SPEAKERS * (SENTENCES - VALID - TEST), "valid": SPEAKERS * VALID,
+             "test": SPEAKERS * TEST}
+    for name, size in sizes.items():
+        keys = [line.split()[0] for line in _lines(data / name / "text")]
+        assert len(keys) == size and keys == sorted(keys)
+        for f in ("wav.scp", "video.scp", "landmark.scp", "utt2spk"):
+            assert [line.split()[0] for line in _lines(data / name / f)] == keys, (name, f)
+        raw = micro["recipe"] / "dump" / "raw" / name
+        assert [line.split()[0] for line in _lines(raw / "text")] == keys
+        assert (raw / "utt2dur").is_file() and (raw / "video.scp").is_file()
+    for noisy in NOISY:
+        assert len(_lines(micro["recipe"] / "dump" / "raw" / noisy / "wav.scp")) == sizes["test"]
+    assert len(_lines(data / "token_list" / "bpe_unigram50" / "tokens.txt")) > 3
+
+
+def test_stage_markers(micro):
+    recipe, exp = micro["recipe"], micro["exp"]
+    markers = [recipe / "data" / ".done.stage1", recipe / "data/token_list/bpe_unigram50/.done",
+               recipe / "dump/noise/.done", recipe / "exp/asr_stats_av_bpe50/.done",
+               exp / "mask_search/.done", exp / "train/.done", exp / "train/.done.average",
+               exp / DECODE / ".done.score", exp / "packed/.done"]
+    for name in ("train", "valid", "test"):
+        markers += [recipe / "dump/prep" / name / ".done", recipe / "dump/raw/org" / name / ".done",
+                    recipe / "dump/raw" / name / ".done"]
+    markers += [exp / DECODE / s / ".done" for s in ("test",) + NOISY]
+    for marker in markers:
+        assert marker.is_file() and marker.read_text().strip(), marker
+
+
+def test_mask_search_artifacts(micro):
+    search = micro["exp"] / "mask_search"
+    mask = torch.load(search / "mask.pth", weights_only=True)
+    masks = mask["masks"]
+    assert masks and all(((m == 0) | (m == 1)).all() for m in masks.values())
+    init = torch.load(search / "init.pth", weights_only=True)
+    for name, m in masks.items():  # θ_j ⊙ m*: zero wherever the mask is zero
+        assert (init[name][m == 0] == 0).all(), name
+    report = json.loads((search / "sparsity_report.json").read_text())
+    assert report["search"]["stop_reason"] == "max_epoch"  # one epoch < min_search_epochs
+    log = (search / "train.log").read_text()
+    assert "1epoch results:" in log and "mask_penalty=" in log and "sparsity=" in log
+
+
+def test_retraining_averaging_and_decoding(micro):
+    exp = micro["exp"]
+    assert "1epoch results:" in (exp / "train" / "train.log").read_text()
+    model = torch.load(exp / "train" / "valid.acc.ave.pth", weights_only=True)
+    mask = torch.load(exp / "mask_search" / "mask.pth", weights_only=True)["masks"]
+    for name, m in mask.items():  # sparse retraining keeps the zeros
+        assert (model[name][m == 0] == 0).all(), name
+    config = yaml.safe_load((exp / "train" / "config.yaml").read_text())
+    assert config["msrs_conf"]["mode"] == "sparse"
+    test_keys = [line.split()[0] for line in _lines(micro["recipe"] / "dump/raw/test/text")]
+    for name in ("test",) + NOISY:
+        hyp = _lines(exp / DECODE / name / "text")
+        assert [line.split()[0] for line in hyp] == test_keys, name
+
+
+def test_results_and_packed_model(micro):
+    results = (micro["exp"] / "RESULTS.md").read_text()
+    for name in ("test",) + NOISY:
+        row = re.search(rf"^\| {TAG} \| {re.escape(name)} \| {SPEAKERS * TEST} \| \d+ \| "
+                        r"[0-9.]+ \|", results, re.M)
+        assert row, name
+    assert TAG in (micro["recipe"] / "RESULTS.md").read_text()
+    with zipfile.ZipFile(micro["exp"] / "packed" / "model.zip") as z:
+        names = z.namelist()
+    assert "meta.yaml" in names
+    assert any(n.endswith("config.yaml") for n in names)
+    assert any(n.endswith(".pth") for n in names) and any(n.endswith("bpe.model") for n in names)
+    check = json.loads((micro["exp"] / "packed" / "check.json").read_text())
+    assert check["ok"] is True and check["match"] is True
+
+
+def test_second_run_redoes_nothing(micro):
+    out = micro["second"].stdout
+    stages = _STAGE_LINE.findall(out)
+    assert {int(n) for n, _ in stages} == set(range(1, 14))
+    redone = [(n, what) for n, what in stages if "done already" not in what]
+    assert redone == []
+    assert "Successfully finished" in out
