@@ -24,6 +24,16 @@ encoder (decoder) blocks.  Example::
         --report exp/vsr_msrs/mask_search/sparsity_report.json --out fig3.png
 
 writes ``fig3.png`` and the plotted numbers to ``fig3.json`` (``--json``).
+
+MSRS Fig. 3 itself (MSRS, ERK — the per-layer sparsity SET, RigL and CHASE
+start from and SET/RigL keep — and GMP), from the experiment directories of
+the recipes (``--run`` reads ``<exp>/mask_search/sparsity_report.json`` of an
+MSRS run, else ``<exp>/train/sparsity_report.json``), first panel limited to
+the paper's three groups::
+
+    python -m espnet_msrs.bin.plot_sparsity --run msrs=exp/vsr_msrs_sparse \\
+        --run erk=exp/vsr_rigl --run gmp=exp/vsr_gmp \\
+        --groups frontend encoder.block decoder.block --out fig3.png
 """
 
 import argparse
@@ -130,6 +140,28 @@ def default_labels(paths: Sequence[Path]) -> List[str]:
     return [str(p) for p in paths]
 
 
+#: Where ``--run <exp dir>`` finds a run's report, in order of preference.
+RUN_REPORTS: Tuple[str, ...] = ("mask_search/sparsity_report.json",
+                                "train/sparsity_report.json")
+
+
+def run_report(spec: str) -> str:
+    """``[label=]<exp dir>`` -> ``[label=]<its sparsity_report.json>``.
+
+    Raises:
+        ValueError: The directory has none of :data:`RUN_REPORTS`.
+    """
+    label, path = parse_report(spec)
+    for rel in RUN_REPORTS:
+        report = path / rel
+        if report.is_file():
+            return f"{label or path.name}={report}"
+    raise ValueError(
+        f"--run {spec!r}: no sparsity report in {str(path)!r} (looked for "
+        f"{', '.join(RUN_REPORTS)}; run stage 8 or 9 of the recipe first)"
+    )
+
+
 def load_reports(specs: Sequence[str]) -> List[Dict[str, Any]]:
     """Read the reports; returns JSON-ready dicts of the plotted data."""
     parsed = [parse_report(s) for s in specs]
@@ -175,9 +207,17 @@ def _bar_panel(ax: Any, categories: List[str], runs: List[Dict[str, Any]],
     ax.grid(True, axis="y", alpha=0.3)
 
 
-def plot(data: List[Dict[str, Any]], output: Path, title: Optional[str] = None
-         ) -> Dict[str, List[str]]:
-    """Draw the panels into a PNG; returns the categories of each panel."""
+def plot(data: List[Dict[str, Any]], output: Path, title: Optional[str] = None,
+         only_groups: Optional[Sequence[str]] = None) -> Dict[str, List[str]]:
+    """Draw the panels into a PNG; returns the categories of each panel.
+
+    Args:
+        data: :func:`load_reports` output.
+        output: PNG path.
+        title: Figure title.
+        only_groups: Groups of the first panel (default: every group with
+            prunable weights), in :data:`GROUP_ORDER`.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -185,7 +225,8 @@ def plot(data: List[Dict[str, Any]], output: Path, title: Optional[str] = None
 
     groups = [g for g in GROUP_ORDER
               if any(r["groups"].get(g, {}).get("prunable", {}).get("numel", 0) > 0
-                     for r in data)]
+                     for r in data)
+              and (only_groups is None or g in only_groups)]
     panels: List[Tuple[str, List[str], str]] = [("groups", groups, "module groups")]
     for sub in ("encoder", "decoder"):
         layers: List[str] = []
@@ -223,9 +264,16 @@ def get_parser() -> argparse.ArgumentParser:
         description="Sparsity per module group of MSRS runs (MSRS Fig. 3 layout)",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--report", nargs="+", action="extend", required=True,
+    parser.add_argument("--report", nargs="+", action="extend", default=[],
                         help="[label=]sparsity_report.json, one or more (the "
                         "option may be repeated)")
+    parser.add_argument("--run", nargs="+", action="extend", default=[],
+                        help="[label=]experiment dir (exp/<tag>): its "
+                        f"{' or '.join(RUN_REPORTS)}; label default: the dir name")
+    parser.add_argument("--groups", nargs="+", default=None, choices=GROUP_ORDER,
+                        help="groups of the first panel (MSRS Fig. 3: frontend "
+                        "encoder.block decoder.block); default: all with prunable "
+                        "weights")
     parser.add_argument("--out", "--output", dest="out", type=Path, required=True,
                         help="PNG file")
     parser.add_argument("--json", type=Path, default=None,
@@ -236,10 +284,14 @@ def get_parser() -> argparse.ArgumentParser:
 
 def main(cmd: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     """Command-line entry point; returns the JSON data written."""
-    args = get_parser().parse_args(cmd)
+    parser = get_parser()
+    args = parser.parse_args(cmd)
     setup_logging(logging.INFO)
-    data = load_reports(args.report)
-    panels = plot(data, args.out, args.title)
+    if not args.report and not args.run:
+        parser.error("give at least one --report or --run")
+    specs = list(args.report) + [run_report(spec) for spec in args.run]
+    data = load_reports(specs)
+    panels = plot(data, args.out, args.title, args.groups)
     result = {"panels": panels, "reports": data}
     json_path = args.json or args.out.with_suffix(".json")
     json_path.parent.mkdir(parents=True, exist_ok=True)

@@ -103,3 +103,40 @@ def test_not_a_report_raises(tmp_path):
     with pytest.raises(ValueError, match="does not exist"):
         plot_sparsity.main(["--report", str(tmp_path / "missing.json"),
                             "--out", str(tmp_path / "f.png")])
+
+
+def test_fig3_from_run_directories(tmp_path):
+    """MSRS Fig. 3: MSRS (mask search), ERK (a RigL run) and GMP side by side
+    from the experiment directories, first panel limited to three groups."""
+    zeros_erk = dict(ZEROS_A, **{"frontend.conv.weight": 2})
+    zeros_gmp = {k: v // 2 for k, v in ZEROS_A.items()}
+    _write_report(tmp_path / "exp" / "msrs" / "mask_search" / "sparsity_report.json", ZEROS_A)
+    _write_report(tmp_path / "exp" / "rigl" / "train" / "sparsity_report.json", zeros_erk)
+    _write_report(tmp_path / "exp" / "gmp" / "train" / "sparsity_report.json", zeros_gmp)
+    out = tmp_path / "fig3.png"
+    result = plot_sparsity.main([
+        "--run", str(tmp_path / "exp" / "msrs"), f"erk={tmp_path / 'exp' / 'rigl'}",
+        "--run", f"gmp={tmp_path / 'exp' / 'gmp'}",
+        "--groups", "frontend", "encoder.block", "decoder.block", "--out", str(out),
+    ])
+    assert out.read_bytes()[:8] == PNG_MAGIC
+    written = json.loads(out.with_suffix(".json").read_text())
+    assert written["panels"]["groups"] == ["frontend", "encoder.block", "decoder.block"]
+    labels = [r["label"] for r in written["reports"]]
+    assert labels == ["msrs", "erk", "gmp"]
+    sparsity = {r["label"]: {g: v["prunable"]["sparsity"] for g, v in r["groups"].items()}
+                for r in written["reports"]}
+    assert sparsity["msrs"]["frontend"] == pytest.approx(6 / 12)
+    assert sparsity["erk"]["frontend"] == pytest.approx(2 / 12)
+    assert sparsity["gmp"]["frontend"] == pytest.approx(3 / 12)
+    assert sparsity["gmp"]["decoder.block"] == pytest.approx(9 / 36)
+    assert written["reports"][1]["path"].endswith("rigl/train/sparsity_report.json")
+
+
+def test_run_without_report_raises(tmp_path):
+    (tmp_path / "exp" / "empty").mkdir(parents=True)
+    with pytest.raises(ValueError, match="no sparsity report"):
+        plot_sparsity.main(["--run", str(tmp_path / "exp" / "empty"),
+                            "--out", str(tmp_path / "f.png")])
+    with pytest.raises(SystemExit):
+        plot_sparsity.main(["--out", str(tmp_path / "f.png")])
