@@ -100,20 +100,12 @@ def grow_random(
 ) -> torch.Tensor:
     """Activate ``k`` inactive entries drawn uniformly at random (SET).
 
-    The draw is a random permutation on the CPU from ``generator``; the
-    first ``k`` candidates in it grow.
+    Every entry gets a uniform score drawn on the CPU from ``generator`` (so
+    the draw does not depend on the device); the ``k`` candidates with the
+    largest scores grow (:func:`grow_largest`), i.e. a uniform random subset.
     """
-    k = int(k)
-    new = mask.clone()
-    if k <= 0:
-        return new
-    candidates = ~mask if allowed is None else (~mask & allowed)
-    cand_idx = torch.nonzero(candidates.flatten().cpu()).flatten()
-    if k > cand_idx.numel():
-        raise ValueError(f"cannot grow {k} weights: only {cand_idx.numel()} candidates")
-    pick = cand_idx[torch.randperm(cand_idx.numel(), generator=generator)[:k]]
-    new.view(-1)[pick.to(mask.device)] = True
-    return new
+    score = torch.rand(mask.shape, generator=generator).to(mask.device)
+    return grow_largest(score, mask, k, allowed)
 
 
 def global_keep_largest(
