@@ -51,7 +51,12 @@ def _is_absolute(name: str) -> bool:
     return name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name) is not None
 
 
-def _archive_type(path: Path) -> str:
+def archive_type(path: Path) -> str:
+    """``"zip"`` or ``"tar"`` (by suffix, else by content).
+
+    Raises:
+        ValueError: Neither.
+    """
     lower = path.name.lower()
     if lower.endswith(".zip"):
         return "zip"
@@ -213,7 +218,7 @@ def check_archive(
             member that would escape ``out_dir``.
     """
     archive_path, out_dir = Path(archive_path), Path(out_dir)
-    if _archive_type(archive_path) == "zip":
+    if archive_type(archive_path) == "zip":
         with zipfile.ZipFile(archive_path) as zf:
             _check(_zip_entries(zf), archive_path, out_dir)
     else:
@@ -242,7 +247,7 @@ def safe_extract(
             member that would escape ``out_dir`` (then nothing is extracted).
     """
     archive_path, out_dir = Path(archive_path), Path(out_dir)
-    kind = _archive_type(archive_path)
+    kind = archive_type(archive_path)
     if kind == "zip":
         with zipfile.ZipFile(archive_path) as zf:
             entries = _zip_entries(zf)
