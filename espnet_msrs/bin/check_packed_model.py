@@ -9,12 +9,16 @@ Example::
 
 Steps (issue 5, item 5):
 
-1. every member of the archive is checked with
-   :func:`espnet_msrs.utils.safe_extract.check_archive` *before* anything is
-   unpacked (ESPnet's own ``unpack`` writes members wherever their names
-   point); a member that would escape the target directory fails the check;
+1. the archive is checked *before* anything is unpacked
+   (:func:`espnet_msrs.utils.safe_load.check_packed_archive`): it must open
+   (a truncated zip is named), no member may escape the target directory
+   (ESPnet's own ``unpack`` writes members wherever their names point), and
+   every ``meta.yaml`` entry must be a file of the archive (not an absolute
+   or ``..`` path to a file elsewhere);
 2. ``espnet_model_zoo``'s ``ModelDownloader`` unpacks the zip into a
-   temporary cache, exactly as a user of the zoo would;
+   temporary cache, exactly as a user of the zoo would, and every model file
+   is loaded with ``torch.load(weights_only=True)`` before ESPnet loads it:
+   a pickle payload is refused, never run;
 3. after ``import espnet_msrs``, ESPnet's ``Speech2Text`` (through
    :class:`espnet_msrs.bin.avsr_inference.AVSpeech2Text`, which applies the
    model's own evaluation preprocessing) decodes one utterance of
@@ -30,7 +34,6 @@ on any failure.
 
 import argparse
 import inspect
-import json
 import logging
 import sys
 import tempfile
@@ -38,8 +41,9 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from espnet_msrs.utils.runtime import setup_logging
+from espnet_msrs.utils import atomic
 from espnet_msrs.utils.data_dir import read_kv, str2bool
+from espnet_msrs.utils.runtime import setup_logging
 
 logger = logging.getLogger(__name__)
 MODALITIES = ("audio", "video", "av")
@@ -83,7 +87,7 @@ def check_packed_model(
     """
     import soundfile
 
-    from espnet_msrs.utils.safe_extract import check_archive
+    from espnet_msrs.utils.safe_load import unpack_packed_model
 
     if modality not in MODALITIES:
         raise ValueError(f"--modality={modality!r}; allowed: {MODALITIES}")
@@ -94,13 +98,8 @@ def check_packed_model(
     start = time.monotonic()
     zip_path = str(Path(zip_path).resolve())
     cache = Path(cache_dir)
-    check_archive(zip_path, cache)
-    logger.info(f"archive check passed: {zip_path}")
-
-    from espnet_model_zoo.downloader import ModelDownloader
-
-    files = ModelDownloader(cachedir=cache).download_and_unpack(zip_path)
-    logger.info(f"unpacked by espnet_model_zoo into {cache}: {sorted(files)}")
+    files = unpack_packed_model(zip_path, cache)
+    logger.info(f"archive and model files checked; unpacked into {cache}: {sorted(files)}")
 
     from espnet_msrs.bin.avsr_inference import AVSpeech2Text
 
@@ -109,15 +108,15 @@ def check_packed_model(
     uid = uid or next(iter(texts))
     if uid not in texts:
         raise ValueError(f"--uid {uid} is not in {data / 'text'}")
-    speech = video = None
+    speech = video = rate = None
     if modality in ("audio", "av"):
-        speech, _ = soundfile.read(read_kv(data / "wav.scp")[uid], dtype="float32")
+        speech, rate = soundfile.read(read_kv(data / "wav.scp")[uid], dtype="float32")
     if modality in ("video", "av"):
         from espnet_msrs.video.io import read_video
 
         video = read_video(read_kv(data / "video.scp")[uid], uid=uid)
     s2t = AVSpeech2Text(**files, device="cpu", **_decode_options(inference_config))
-    nbest = s2t(speech=speech, video=video, uid=uid)
+    nbest = s2t(speech=speech, video=video, uid=uid, fs=rate)
     hyp = nbest[0][0] if nbest else ""
     report: Dict[str, Any] = {
         "zip": zip_path,
@@ -182,12 +181,13 @@ def main(cmd: Optional[List[str]] = None) -> int:
     except ValueError as e:
         logger.error(f"packed model check failed: {e}")
         if args.out:
-            Path(args.out).write_text(json.dumps({"ok": False, "error": str(e)}, indent=2))
+            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+            atomic.write_json(args.out, {"ok": False, "error": str(e)})
         return 1
     report["ok"] = True
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+        atomic.write_json(args.out, report)
     logger.info(f"packed model check passed: {args.zip}")
     return 0
 

@@ -340,12 +340,16 @@ def load_checkpoint_state(path: Union[str, Path]) -> Dict[str, torch.Tensor]:
     ``valid.acc.ave.pth``, search ``init.pth``) or a ``checkpoint.pth``
     (``{"model": state_dict, "optimizers": …}``).
 
+    The file is loaded with ``weights_only=True``
+    (:func:`espnet_msrs.utils.safe_load.load_torch_file`): a pickle that
+    would run code is refused.
+
     Raises:
-        ValueError: Missing file or no state dict in it.
+        ValueError: Missing, truncated or unsafe file, or no state dict in it.
     """
-    if not Path(path).is_file():
-        raise ValueError(f"--checkpoint {path}: no such file")
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    from espnet_msrs.utils.safe_load import load_torch_file
+
+    state = load_torch_file(path, what="--checkpoint")
     if isinstance(state, Mapping) and isinstance(state.get("model"), Mapping):
         state = state["model"]
     if not isinstance(state, Mapping) or not all(

@@ -240,3 +240,19 @@ def test_decode_configs_are_not_training_configs(tmp_path):
     decode.write_text("beam_size: 10\nctc_weight: 0.1\n")
     assert not is_training_config(decode)
     assert is_training_config(REPO / "conf/tuning/train_asr.yaml")
+
+
+def test_checkpoint_with_a_payload_is_refused_and_never_runs(tmp_path):
+    from tests.helpers.micro_model import save_with_payload
+
+    config, model = _tiny_model(tmp_path, "audio")
+    marker = tmp_path / "PAYLOAD_RAN"
+    path = save_with_payload(model.state_dict(), tmp_path / "model.pth", marker)
+    with pytest.raises(ValueError, match=r"model.pth: refusing to load this --checkpoint"):
+        run_summary("--config", str(config), "--vocab_size", "10", "--checkpoint", str(path))
+    assert not marker.exists()
+    truncated = tmp_path / "truncated.pth"
+    torch.save(model.state_dict(), truncated)
+    truncated.write_bytes(truncated.read_bytes()[:100])
+    with pytest.raises(ValueError, match=r"truncated.pth: --checkpoint is truncated"):
+        run_summary("--config", str(config), "--vocab_size", "10", "--checkpoint", str(truncated))
