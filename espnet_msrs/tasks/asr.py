@@ -64,6 +64,7 @@ from espnet_msrs.train.grad_norm import (
     default_grad_norm_params,
 )
 from espnet_msrs.train.msrs_trainer import MSRSTrainer
+from espnet_msrs.utils.safe_load import check_init_params
 
 logger = logging.getLogger(__name__)
 
@@ -348,8 +349,11 @@ class MSRSASRTask(ASRTask):
         made effective: a record logged while espnet2 was imported (in this
         process, also a spawned DDP worker) left a default WARNING handler
         that would turn that call into a no-op and drop every INFO line
-        (epoch results, ETA, "resumed from") from ``train.log``."""
+        (epoch results, ETA, "resumed from") from ``train.log``.
+        ``--init_param`` files are checked (weights only, named in errors)
+        before ESPnet loads them with ``weights_only=False``."""
         drop_implicit_log_handlers()
+        check_init_params(args.init_param)
         super().main_worker(args)
 
     @classmethod

@@ -23,7 +23,9 @@ Only these hooks differ from espnet2's :class:`Trainer`:
   written into the output directory at the start (rank 0);
 * schedulers stated in epochs (``scheduler_conf: {warmup_epochs: 5, ...}``)
   are converted to optimizer steps with this run's iterations per epoch
-  (:func:`espnet_msrs.schedulers.abs_epoch_sized_scheduler.resolve_epoch_schedules`).
+  (:func:`espnet_msrs.schedulers.abs_epoch_sized_scheduler.resolve_epoch_schedules`);
+* a checkpoint truncated by a kill during ESPnet's save is healed before
+  ESPnet resumes (rank 0; :mod:`espnet_msrs.train.checkpoint_recovery`).
 
 Without a controller (dense, low-rank, sparse or grad-masked runs) the
 search hooks do nothing and, in fp32, training is exactly espnet2's.
@@ -43,6 +45,7 @@ from espnet2.train.trainer import Trainer
 
 from espnet_msrs.schedulers.abs_epoch_sized_scheduler import resolve_epoch_schedules
 from espnet_msrs.sparsity.controller import MaskSearchConverged, find_controller
+from espnet_msrs.train import checkpoint_recovery
 
 logger = logging.getLogger(__name__)
 
@@ -151,6 +154,9 @@ class MSRSTrainer(Trainer):
         output_dir = Path(trainer_options.output_dir)
         if _is_rank0(distributed_option):
             write_environment(output_dir)
+            checkpoint_recovery.prepare(output_dir, trainer_options.resume)
+        if distributed_option.distributed:
+            torch.distributed.barrier()
         if trainer_options.use_amp and trainer_options.ngpu == 0:
             logger.info(
                 f"--use_amp on CPU: forward under autocast dtype={CPU_AMP_DTYPE}"
@@ -179,6 +185,8 @@ class MSRSTrainer(Trainer):
             for writer in _train_writers:
                 writer.flush()
             _train_writers.clear()
+            if _is_rank0(distributed_option):
+                checkpoint_recovery.recover_checkpoint(output_dir)
         if controller is None:
             return
         if controller.converged:
@@ -238,3 +246,5 @@ class MSRSTrainer(Trainer):
         controller = find_controller(model)
         if controller is not None:
             controller.end_epoch(reporter.epoch)
+        if _is_rank0(distributed_option):  # ESPnet saves the checkpoint next
+            checkpoint_recovery.keep_previous_checkpoint(options.output_dir)
