@@ -75,8 +75,9 @@ def model_facts(model_file: Path, mask_file: Optional[Path] = None) -> Dict[str,
     import torch
 
     from espnet_msrs.sparsity.report import sparsity_report
+    from espnet_msrs.utils.safe_load import load_torch_file
 
-    state = torch.load(model_file, map_location="cpu", weights_only=False)
+    state = load_torch_file(model_file, what="decoded model", mmap=True)
     params = {
         k: v
         for k, v in state.items()
@@ -143,44 +144,67 @@ def collect(
         model_file: Model file name under ``<tag>/train``.
 
     Returns:
-        ``{"snr_rows": [...], "test_rows": [...], "model_rows": [...]}``.
+        ``{"snr_rows": [...], "test_rows": [...], "model_rows": [...],
+        "broken": [...]}``; an experiment whose files cannot be read is
+        listed in ``broken`` as ``{"name": tag, "error": why}`` (logged as
+        an error) and the others are still collected.
     """
-    snr_rows, test_rows, model_rows = [], [], []
+    snr_rows, test_rows, model_rows, broken = [], [], [], []
     tag_dirs = sorted(p for p in exp_root.iterdir() if p.is_dir()) if exp_root.is_dir() else []
     if tags is not None:
         tag_dirs = [exp_root / t for t in tags]
     for tag_dir in tag_dirs:
-        decodes = sorted(d for d in tag_dir.glob("decode_*") if d.is_dir())
-        results = {
-            d: sorted(d.glob("*/score/result.json")) for d in decodes
-        }
-        results = {d: r for d, r in results.items() if r}
-        if not results:
+        rows: Dict[str, List[Dict[str, Any]]] = {"snr": [], "test": [], "model": []}
+        try:
+            _collect_tag(tag_dir, test_sets, model_file, rows)
+        except (ValueError, OSError, KeyError, TypeError) as e:
+            logger.error(f"experiment {tag_dir.name}: skipped, it is broken: {e}")
+            broken.append({"name": tag_dir.name, "error": str(e)})
             continue
-        tag = tag_dir.name
-        model = tag_dir / "train" / model_file
-        facts: Dict[str, Any] = {}
-        if model.exists():
-            facts = model_facts(model, tag_dir / "mask_search" / "mask.pth")
-            model_rows.append({"name": tag, **facts})
-        else:
-            logger.warning(f"{model} not found: no parameter counts for {tag}")
-        for decode, files in results.items():
-            files = sorted(files, key=lambda f: _set_order(f.parent.parent.name, test_sets))
-            by_test: Dict[str, Dict[Any, float]] = {}
-            for f in files:
-                set_name = f.parent.parent.name
-                test, snr = split_set_name(set_name, test_sets)
-                result = load_result(f)
-                name = tag if len(results) == 1 else f"{tag} ({decode.name})"
-                test_rows.append({"model": name, "test_set": set_name, **result})
-                by_test.setdefault(test, {})[snr] = result["wer"]
-            for test, wers in sorted(by_test.items()):
-                name = tag if len(results) == 1 else f"{tag} ({decode.name})"
-                if len(by_test) > 1:
-                    name += f" / {test}"
-                snr_rows.append({"name": name, "wer": wers, "n_params": facts.get("n_params")})
-    return {"snr_rows": snr_rows, "test_rows": test_rows, "model_rows": model_rows}
+        snr_rows += rows["snr"]
+        test_rows += rows["test"]
+        model_rows += rows["model"]
+    return {"snr_rows": snr_rows, "test_rows": test_rows, "model_rows": model_rows,
+            "broken": broken}
+
+
+def _collect_tag(
+    tag_dir: Path,
+    test_sets: Optional[Sequence[str]],
+    model_file: str,
+    rows: Dict[str, List[Dict[str, Any]]],
+) -> None:
+    """Rows of one experiment into ``rows`` (raises on a broken one)."""
+    decodes = sorted(d for d in tag_dir.glob("decode_*") if d.is_dir())
+    results = {
+        d: sorted(d.glob("*/score/result.json")) for d in decodes
+    }
+    results = {d: r for d, r in results.items() if r}
+    if not results:
+        return
+    tag = tag_dir.name
+    model = tag_dir / "train" / model_file
+    facts: Dict[str, Any] = {}
+    if model.exists():
+        facts = model_facts(model, tag_dir / "mask_search" / "mask.pth")
+        rows["model"].append({"name": tag, **facts})
+    else:
+        logger.warning(f"{model} not found: no parameter counts for {tag}")
+    for decode, files in results.items():
+        files = sorted(files, key=lambda f: _set_order(f.parent.parent.name, test_sets))
+        by_test: Dict[str, Dict[Any, float]] = {}
+        for f in files:
+            set_name = f.parent.parent.name
+            test, snr = split_set_name(set_name, test_sets)
+            result = load_result(f)
+            name = tag if len(results) == 1 else f"{tag} ({decode.name})"
+            rows["test"].append({"model": name, "test_set": set_name, **result})
+            by_test.setdefault(test, {})[snr] = result["wer"]
+        for test, wers in sorted(by_test.items()):
+            name = tag if len(results) == 1 else f"{tag} ({decode.name})"
+            if len(by_test) > 1:
+                name += f" / {test}"
+            rows["snr"].append({"name": name, "wer": wers, "n_params": facts.get("n_params")})
 
 
 def print_table(path: Path) -> None:
@@ -224,14 +248,19 @@ def main(cmd: Optional[List[str]] = None) -> None:
         raise ValueError("--tag_out needs --tag")
     exp_root = Path(args.exp_root)
     env = _env(Path(__file__).resolve().parents[2])
-    if args.tag_out:
-        rows = collect(exp_root, [args.tag], args.test_sets, args.model_file)
-        if not rows["test_rows"]:
-            raise ValueError(f"no scored decoding under {exp_root / args.tag}")
-        make_results_md(args.tag_out, env, title=f"RESULTS: {args.tag}", **rows)
+    # Every experiment first: a broken one is listed there, never stops the rest.
     if args.out:
         rows = collect(exp_root, None, args.test_sets, args.model_file)
         make_results_md(args.out, env, title="RESULTS (all experiments)", **rows)
+    if args.tag_out:
+        rows = collect(exp_root, [args.tag], args.test_sets, args.model_file)
+        if rows["broken"]:
+            raise ValueError(
+                f"experiment {args.tag} is broken: {rows['broken'][0]['error']}"
+            )
+        if not rows["test_rows"]:
+            raise ValueError(f"no scored decoding under {exp_root / args.tag}")
+        make_results_md(args.tag_out, env, title=f"RESULTS: {args.tag}", **rows)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 from espnet_msrs.scoring import sclite as sclite_mod
+from espnet_msrs.utils import atomic
 from espnet_msrs.scoring.wer import (
     CorpusScore,
     ErrorCounts,
@@ -459,6 +460,7 @@ def make_results_md(
     test_rows: Sequence[Mapping[str, Any]] = (),
     model_rows: Sequence[Mapping[str, Any]] = (),
     title: str = "RESULTS",
+    broken: Sequence[Mapping[str, Any]] = (),
 ) -> str:
     """Write ``RESULTS.md``.
 
@@ -473,6 +475,8 @@ def make_results_md(
         model_rows: See :func:`format_model_table`; their ``n_params`` also
             fill the SNR table's #Params column.
         title: First heading.
+        broken: Experiments left out because their files could not be read:
+            dicts with ``name`` and ``error`` (listed in a section of their own).
 
     Returns:
         The Markdown text written.
@@ -508,9 +512,17 @@ def make_results_md(
         *format_model_table(model_rows),
         "",
     ]
+    if broken:
+        lines += [
+            "## Broken experiments (left out)",
+            "",
+            *_table(["Experiment", "Error"],
+                    [[str(b["name"]), str(b["error"])] for b in broken], "ll"),
+            "",
+        ]
     text = "\n".join(lines)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
+    atomic.write_text(path, text)
     logger.info(f"wrote {path}")
     return text
