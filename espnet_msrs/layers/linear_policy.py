@@ -21,6 +21,7 @@ Choosing the type at build time keeps the YAML the single source of truth:
 any task that builds the model from its config gets the same architecture.
 """
 
+import logging
 import re
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
@@ -29,6 +30,8 @@ import torch
 from espnet_msrs.lowrank.lowrank_linear import LOWRANK_INITS, LowRankLinear
 from espnet_msrs.lowrank.rank_schedule import layer_alpha, layer_rank, parse_alpha
 from espnet_msrs.sparsity.masked_layers import MaskedLinear
+
+logger = logging.getLogger(__name__)
 
 LINEAR_TYPES = ("dense", "lowrank", "masked")
 LINEAR_GROUPS = ("mhsa", "ffn")
@@ -66,6 +69,26 @@ def validate_linear_types(linear_types: Mapping[str, str], where: str) -> None:
             raise ValueError(
                 f"{where}: {group}_linear={kind!r} is not a linear type; "
                 f"allowed: {LINEAR_TYPES}"
+            )
+
+
+def _warn_suspicious_alphas(
+    parsed: Mapping[str, Tuple[float, float]], linear_types: Mapping[str, str], where: str
+) -> None:
+    """Valid but likely unintended α settings (issue 11 item 5)."""
+    for group, (alpha_i, alpha_f) in parsed.items():
+        kind = linear_types.get(group, "dense")
+        if kind != "lowrank" and (alpha_i, alpha_f) != (1.0, 1.0):
+            logger.warning(
+                f"{where}.{group}_alpha=[{alpha_i:g}, {alpha_f:g}] has no effect: "
+                f"{where}.{group}_linear is {kind!r} (α sets ranks of 'lowrank' "
+                "layers only)"
+            )
+        elif kind == "lowrank" and alpha_i > alpha_f:
+            logger.warning(
+                f"{where}.{group}_alpha=[{alpha_i:g}, {alpha_f:g}]: α_i > α_f, so ranks "
+                "shrink with depth; LR-SMS eq. 2 grows them (e.g. [0.1, 0.5]). "
+                "Swap the two values unless this is intended"
             )
 
 
@@ -109,6 +132,7 @@ def convert_block_linears(
         group: parse_alpha(alphas.get(group, 1.0), f"{where}.{group}_alpha")
         for group in LINEAR_GROUPS
     }
+    _warn_suspicious_alphas(parsed, linear_types, where)
     num_blocks = len(blocks)
     plan: Dict[str, Dict] = {}
     matched = {group: 0 for group in LINEAR_GROUPS}
