@@ -81,9 +81,12 @@ def prepare(output_dir: PathLike, resume: bool) -> Optional[int]:
     return None
 
 
-def keep_previous_checkpoint(output_dir: PathLike) -> None:
+def keep_previous_checkpoint(output_dir: Optional[PathLike]) -> None:
     """Rename the last complete ``checkpoint.pth`` to ``checkpoint.prev.pth``
-    (call right before ESPnet saves the next one)."""
+    (call right before ESPnet saves the next one; ``None``, a trainer
+    without output directory, saves nothing)."""
+    if output_dir is None:
+        return
     output_dir = Path(output_dir)
     current = output_dir / CHECKPOINT
     if current.is_file():
