@@ -1,4 +1,5 @@
-"""Stage-12 scoring: WER/CER (own scorer and sclite) and ``RESULTS.md`` tables.
+"""Stage-12 scoring: WER/CER (sclite where installed, jiwer otherwise) and
+``RESULTS.md`` tables.
 
 Nothing here imports espnet2, so scoring stays fast and runs without it.
 """

@@ -1,14 +1,22 @@
 """Stage-12 outputs: per-test-set score files and the recipe's ``RESULTS.md``.
 
-:func:`score_dir` scores one decoded test set (WER and CER, see
-:mod:`espnet_msrs.scoring.wer`) with sclite when it is installed and the
-project's own scorer otherwise, and writes ``result.txt`` (sclite-like
-summary, so ``grep -e Avg -e SPKR`` works as on ESPnet's files) and
-``result.json``. :func:`make_results_md` writes ``RESULTS.md`` with the
-environment, WER as a function of SNR in the layout of MSRS Table 3
-(Fernandez-Lopez et al., Interspeech 2024: rows = models, columns = −7.5,
-−2.5, 2.5, 7.5, 12.5 dB and clean), WER/CER per test set, and parameters,
-sparsity and ranks per model.
+:func:`score_dir` scores one decoded test set (WER and CER) with NIST
+SCTK's ``sclite`` when it is installed (:mod:`espnet_msrs.scoring.sclite`,
+run as ESPnet's ``asr.sh`` runs it) and with jiwer otherwise
+(:mod:`espnet_msrs.scoring.jiwer_scorer`), and writes ``result.txt``
+(sclite-style summary, so ``grep -e Avg -e SPKR`` works as on ESPnet's
+files, and the alignments) and ``result.json``; both name the scorer.
+:func:`make_results_md` writes ``RESULTS.md`` with the environment, WER as a
+function of SNR in the layout of MSRS Table 3 (Fernandez-Lopez et al.,
+Interspeech 2024: rows = models, columns = −7.5, −2.5, 2.5, 7.5, 12.5 dB and
+clean), WER/CER per test set with its scorer, and parameters, sparsity and
+ranks per model.
+
+Tokens: WER is on whitespace-separated words; CER on characters exactly as
+ESPnet's scoring makes them (``CharTokenizer``): the words joined by single
+spaces, each space the token ``<space>``, aligned and counted like any
+character. A reference utterance with no hypothesis counts as all deletions
+(and is named); an empty reference is an error.
 """
 
 import datetime
@@ -18,14 +26,10 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 from espnet_msrs.scoring import sclite as sclite_mod
+from espnet_msrs.scoring.error_counts import ErrorCounts
+from espnet_msrs.scoring.jiwer_scorer import jiwer_align, total_counts, utterance_counts
 from espnet_msrs.utils import atomic
-from espnet_msrs.scoring.wer import (
-    CorpusScore,
-    ErrorCounts,
-    read_text,
-    score_texts,
-    words_to_chars,
-)
+from espnet_msrs.utils.data_dir import read_kv
 
 logger = logging.getLogger(__name__)
 
@@ -33,21 +37,43 @@ logger = logging.getLogger(__name__)
 SNR_COLUMNS = (-7.5, -2.5, 2.5, 7.5, 12.5, "clean")
 #: Placeholder of a missing table cell.
 MISSING = "–"
+#: ESPnet's ``CharTokenizer`` default ``space_symbol``.
+SPACE_SYMBOL = "<space>"
+#: ``--scorer`` values: sclite if installed else jiwer, or one of them.
+SCORERS = ("auto", "sclite", "jiwer")
+
+
+def read_transcripts(path: Union[str, Path]) -> Dict[str, List[str]]:
+    """Words per utterance of a Kaldi ``text`` file (an id alone: empty).
+
+    Raises:
+        ValueError: A duplicate id, naming the file and line.
+    """
+    return {u: t.split() for u, t in read_kv(path, allow_empty_value=True).items()}
+
+
+def words_to_chars(words: Sequence[str]) -> List[str]:
+    """ESPnet's CER tokens: ``["ab", "c"]`` -> ``["a", "b", "<space>", "c"]``."""
+    return [SPACE_SYMBOL if c == " " else c for c in " ".join(words)]
+
+
+def _check_references(ref: Mapping[str, Sequence[str]], ref_name: str) -> None:
+    if not ref:
+        raise ValueError(f"{ref_name}: no reference utterances to score")
+    for uttid, words in ref.items():
+        if not words:
+            raise ValueError(
+                f"{ref_name}: utterance '{uttid}' has an empty reference "
+                "transcript; every reference must have at least one word"
+            )
 
 
 def _read_utt2spk(path: Path) -> Dict[str, str]:
-    utt2spk = {}
-    with path.open("r", encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            fields = line.split()
-            if not fields:
-                continue
-            if len(fields) != 2:
-                raise ValueError(
-                    f"{path}:{lineno}: expected 'uttid speaker', got {line.strip()!r}"
-                )
-            utt2spk[fields[0]] = fields[1]
-    return utt2spk
+    utt2spk = read_kv(path)
+    for uttid, spk in utt2spk.items():
+        if len(spk.split()) != 1:
+            raise ValueError(f"{path}: utterance {uttid}: expected one speaker, got {spk!r}")
+    return dict(utt2spk)
 
 
 def _summary_block(title: str, unit: str, counts: ErrorCounts) -> List[str]:
@@ -87,11 +113,13 @@ def _summary_block(title: str, unit: str, counts: ErrorCounts) -> List[str]:
     ]
 
 
-def _alignment_lines(score: CorpusScore) -> List[str]:
-    lines = ["Word alignments (python scorer; errors upper-cased as sclite does)", ""]
-    for utt in score.utterances:
+def _alignment_lines(alignments: Mapping[str, list], missing: Sequence[str]) -> List[str]:
+    """Per-utterance word alignments (errors upper-cased, as sclite shows them)."""
+    lines = ["Word alignments (jiwer)", ""]
+    missing = set(missing)
+    for uttid, steps in alignments.items():
         ref_row, hyp_row, eval_row = [], [], []
-        for op, r, h in utt.alignment:
+        for op, r, h in steps:
             r_txt = "*" * len(h or "") if r is None else r
             h_txt = "*" * len(r or "") if h is None else h
             if op != "C":
@@ -100,11 +128,10 @@ def _alignment_lines(score: CorpusScore) -> List[str]:
             ref_row.append(r_txt.ljust(width))
             hyp_row.append(h_txt.ljust(width))
             eval_row.append(("" if op == "C" else op).ljust(width))
-        w = utt.word
+        c, s, d, i = utterance_counts(steps)
         lines += [
-            f"id: {utt.uttid}" + ("  (no hypothesis)" if utt.missing_hyp else ""),
-            f"Scores: (#C #S #D #I) {w.correct} {w.substitutions} {w.deletions} "
-            f"{w.insertions}",
+            f"id: {uttid}" + ("  (no hypothesis)" if uttid in missing else ""),
+            f"Scores: (#C #S #D #I) {c} {s} {d} {i}",
             "REF:  " + " ".join(ref_row),
             "HYP:  " + " ".join(hyp_row),
             "Eval: " + " ".join(eval_row),
@@ -113,28 +140,29 @@ def _alignment_lines(score: CorpusScore) -> List[str]:
     return lines
 
 
+def _some(ids: Sequence[str]) -> str:
+    return " ".join(ids[:10]) + (" ..." if len(ids) > 10 else "")
+
+
 def score_dir(
     ref_text: Union[str, Path],
     hyp_text: Union[str, Path],
     out_dir: Union[str, Path],
-    use_sclite: Union[str, bool] = "auto",
+    scorer: str = "auto",
     utt2spk: Optional[Union[str, Path]] = None,
     case_sensitive: bool = False,
 ) -> Dict[str, Any]:
     """Score one decoded test set and write ``result.txt`` and ``result.json``.
 
-    The python scorer always runs (it gives the per-utterance alignments of
-    ``result.txt``). With sclite, the reported numbers are sclite's; the two
-    are compared and a disagreement is logged and recorded. sclite's own
-    reports and the ``trn`` files are kept as ``sclite.{wrd,char}.txt`` and
-    ``{ref,hyp}.{wrd,char}.trn``.
+    With sclite, its reports and the ``trn`` files are kept as
+    ``sclite.{wrd,char}.txt`` and ``{ref,hyp}.{wrd,char}.trn``.
 
     Args:
         ref_text: Reference Kaldi ``text`` (``data/<set>/text``).
         hyp_text: Hypothesis ``text`` from decoding.
         out_dir: Output directory (created).
-        use_sclite: ``"auto"`` (sclite if found, else python), True (sclite
-            required) or False (python scorer).
+        scorer: ``"auto"`` (sclite if installed, else jiwer), ``"sclite"``
+            (required) or ``"jiwer"``.
         utt2spk: Speaker map for sclite's per-speaker tables; default
             ``utt2spk`` beside ``ref_text`` if it exists, else each utterance
             is its own speaker.
@@ -143,114 +171,101 @@ def score_dir(
 
     Returns:
         The content of ``result.json``: ``wer`` and ``cer`` (percent),
-        ``word`` and ``char`` counts (see ``ErrorCounts.to_dict``),
-        ``n_utts``, ``scorer`` (``"sclite"``/``"python"``), ``sclite`` (path
-        or None), ``python_agrees`` (bool, None without sclite),
+        ``word`` and ``char`` counts (``ErrorCounts.to_dict``), ``n_utts``,
+        ``scorer`` (``"sclite"``/``"jiwer"``), ``sclite`` (its path or None),
         ``missing_hyps``, ``extra_hyps``, ``ref``, ``hyp``.
 
     Raises:
-        ValueError: Bad ``use_sclite``, duplicate ids, or an empty reference.
-        FileNotFoundError: ``use_sclite=True`` without sclite installed.
-        RuntimeError: ``use_sclite=True`` and sclite fails.
+        ValueError: Bad ``scorer``, duplicate ids, or an empty reference.
+        FileNotFoundError: ``scorer="sclite"`` without sclite installed.
+        RuntimeError: ``scorer="sclite"`` and sclite fails.
     """
-    if not (isinstance(use_sclite, bool) or use_sclite == "auto"):
-        raise ValueError(
-            f"use_sclite={use_sclite!r} is not allowed; use 'auto', True or False"
-        )
+    if scorer not in SCORERS:
+        raise ValueError(f"scorer={scorer!r} is not allowed; use one of {SCORERS}")
     ref_text, hyp_text, out_dir = Path(ref_text), Path(hyp_text), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    ref = read_text(ref_text)
-    hyp = read_text(hyp_text)
+    ref = read_transcripts(ref_text)
+    hyp = read_transcripts(hyp_text)
+    _check_references(ref, str(ref_text))
+    missing = [u for u in ref if u not in hyp]
+    extra = [u for u in hyp if u not in ref]
+    if missing:
+        logger.warning(f"{hyp_text}: no hypothesis for {len(missing)} of {len(ref)} "
+                       f"utterances (scored as deletions): {_some(missing)}")
+    if extra:
+        logger.warning(f"{hyp_text}: {len(extra)} utterances have no reference in "
+                       f"{ref_text} and are not scored: {_some(extra)}")
     logger.info(f"scoring: ref={ref_text} hyp={hyp_text} -> {out_dir}")
-    score = score_texts(
-        ref, hyp, case_sensitive, ref_name=str(ref_text), hyp_name=str(hyp_text)
-    )
-
-    spk_map: Optional[Dict[str, str]] = None
     if utt2spk is None and (ref_text.parent / "utt2spk").is_file():
         utt2spk = ref_text.parent / "utt2spk"
-    if utt2spk is not None:
-        spk_map = _read_utt2spk(Path(utt2spk))
+    spk_map = _read_utt2spk(Path(utt2spk)) if utt2spk is not None else None
 
-    word, char = score.word, score.char
-    scorer, sclite_bin, agrees = "python", None, None
-    if use_sclite is not False:
-        sclite_bin = sclite_mod.find_sclite()
-        if sclite_bin is None:
-            if use_sclite is True:
-                raise FileNotFoundError(
-                    "sclite is required (use_sclite=True) but not found on PATH "
-                    f"nor at {', '.join(sclite_mod.SCLITE_FALLBACK_PATHS)}; "
-                    "install it with 'apt-get install sctk'"
-                )
-            logger.info("sclite not found; using the python scorer")
-        else:
-            try:
-                word_s, _ = sclite_mod.sclite_score(
-                    ref, hyp, out_dir, "wrd", spk_map, sclite_bin, case_sensitive
-                )
-                char_s, _ = sclite_mod.sclite_score(
-                    {u: words_to_chars(w) for u, w in ref.items()},
-                    {u: words_to_chars(w) for u, w in hyp.items()},
-                    out_dir,
-                    "char",
-                    spk_map,
-                    sclite_bin,
-                    case_sensitive,
-                )
-            except (RuntimeError, ValueError) as e:
-                if use_sclite is True:
-                    raise
-                logger.warning(f"sclite failed, using the python scorer: {e}")
-                sclite_bin = None
-            else:
-                scorer = "sclite"
-                agrees = word_s == word and char_s == char
-                if not agrees:
-                    logger.warning(
-                        f"python scorer disagrees with sclite on {hyp_text}: "
-                        f"sclite word={word_s} char={char_s}; "
-                        f"python word={word} char={char}"
-                    )
-                word, char = word_s, char_s
+    sclite_bin = sclite_mod.find_sclite() if scorer != "jiwer" else None
+    if scorer == "sclite" and sclite_bin is None:
+        raise FileNotFoundError(
+            "sclite is required (--scorer sclite) but not found on PATH nor at "
+            f"{', '.join(sclite_mod.SCLITE_FALLBACK_PATHS)}; install it with "
+            "'apt-get install sctk'"
+        )
+    char_ref = {u: words_to_chars(w) for u, w in ref.items()}
+    char_hyp = {u: words_to_chars(w) for u, w in hyp.items()}
+    if sclite_bin is not None:
+        try:
+            word, report = sclite_mod.sclite_score(ref, hyp, out_dir, "wrd", spk_map,
+                                                   sclite_bin, case_sensitive)
+            char, _ = sclite_mod.sclite_score(char_ref, char_hyp, out_dir, "char",
+                                              spk_map, sclite_bin, case_sensitive)
+        except (RuntimeError, ValueError) as e:
+            if scorer == "sclite":
+                raise
+            logger.warning(f"sclite failed, scoring with jiwer: {e}")
+            sclite_bin = None
+    if sclite_bin is not None:
+        used = "sclite"
+        details = [f"sclite word report ({out_dir / 'sclite.wrd.txt'}):", report]
+    else:
+        used = "jiwer"
+        if scorer == "auto":
+            logger.info("sclite not found; scoring with jiwer")
+        alignments = jiwer_align(ref, hyp, case_sensitive)
+        word = total_counts({u: utterance_counts(a) for u, a in alignments.items()})
+        char = total_counts({u: utterance_counts(a) for u, a in
+                             jiwer_align(char_ref, char_hyp, case_sensitive).items()})
+        details = _alignment_lines(alignments, missing)
 
     result = {
         "ref": str(ref_text),
         "hyp": str(hyp_text),
-        "scorer": scorer,
+        "scorer": used,
         "sclite": sclite_bin,
-        "python_agrees": agrees,
         "case_sensitive": case_sensitive,
-        "n_utts": score.n_utts,
+        "n_utts": len(ref),
         "wer": word.error_rate,
         "cer": char.error_rate,
         "word": word.to_dict(),
         "char": char.to_dict(),
-        "missing_hyps": list(score.missing_hyps),
-        "extra_hyps": list(score.extra_hyps),
+        "missing_hyps": missing,
+        "extra_hyps": extra,
     }
     lines = [
         f"ref: {ref_text}",
         f"hyp: {hyp_text}",
-        f"scorer: {scorer}" + (f" ({sclite_bin})" if sclite_bin else "")
-        + ("" if agrees is None else f"; python scorer agrees: {agrees}"),
-        f"utterances: {score.n_utts}",
-        f"missing hypotheses (scored as deletions): {len(score.missing_hyps)}"
-        + (": " + " ".join(score.missing_hyps) if score.missing_hyps else ""),
-        f"hypotheses without reference (not scored): {len(score.extra_hyps)}"
-        + (": " + " ".join(score.extra_hyps) if score.extra_hyps else ""),
+        f"scorer: {used}" + (f" ({sclite_bin})" if sclite_bin else ""),
+        f"utterances: {len(ref)}",
+        f"missing hypotheses (scored as deletions): {len(missing)}"
+        + (": " + " ".join(missing) if missing else ""),
+        f"hypotheses without reference (not scored): {len(extra)}"
+        + (": " + " ".join(extra) if extra else ""),
         "",
+        *_summary_block("WER", "word", word),
+        *_summary_block("CER", "char", char),
+        *details,
     ]
-    lines += _summary_block("WER", "word", word)
-    lines += _summary_block("CER", "char", char)
-    lines += _alignment_lines(score)
-    (out_dir / "result.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    with (out_dir / "result.json").open("w", encoding="utf-8") as f:
-        json.dump(result, f, indent=2, ensure_ascii=False)
-        f.write("\n")
+    atomic.write_text(out_dir / "result.txt", "\n".join(lines) + "\n")
+    atomic.write_json(out_dir / "result.json", result)
     logger.info(
-        f"scored n_utts={score.n_utts} wer={word.error_rate:.2f} "
-        f"cer={char.error_rate:.2f} scorer={scorer} out={out_dir / 'result.json'}"
+        f"scored n_utts={len(ref)} wer={word.error_rate:.2f} cer={char.error_rate:.2f} "
+        f"scorer={used} out={out_dir / 'result.json'}"
     )
     return result
 
@@ -263,12 +278,18 @@ def load_result(path: Union[str, Path]) -> Dict[str, Any]:
 
     Returns:
         Its content.
+
+    Raises:
+        ValueError: The file is not valid JSON (named).
     """
     path = Path(path)
     if path.is_dir():
         path = path / "result.json"
     with path.open("r", encoding="utf-8") as f:
-        return json.load(f)
+        try:
+            return json.load(f)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}: not a valid result.json ({e})") from None
 
 
 # ----------------------------------------------------------------- RESULTS.md

@@ -8,11 +8,12 @@ which is ESPnet's convention for ``-i rm`` (sclite takes the speaker from the
 text before the first ``-``; ESPnet writes ``(utt2spk[utt]-utt)``). sclite is
 run as ``sclite -r ref.trn trn -h hyp.trn trn -i rm -o all stdout`` and its
 ``Sum`` (raw counts) row is parsed into the same
-:class:`~espnet_msrs.scoring.wer.ErrorCounts` as the project's own scorer.
+:class:`~espnet_msrs.scoring.error_counts.ErrorCounts` as jiwer's counts
+(the scorer used where sclite is not installed).
 
 sclite silently skips a reference utterance that has no line in the
 hypothesis file; :func:`write_trn_pair` writes an empty hypothesis line for
-it instead, so that it counts as all deletions in both scorers.
+it instead, so that it counts as all deletions with either scorer.
 """
 
 import logging
@@ -23,7 +24,8 @@ import subprocess
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
-from espnet_msrs.scoring.wer import ErrorCounts
+from espnet_msrs.scoring.error_counts import ErrorCounts
+from espnet_msrs.utils import atomic
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +105,7 @@ def write_trn(
     """
     uttids = list(texts) if uttids is None else uttids
     utt2spk = {} if utt2spk is None else utt2spk
-    with Path(path).open("w", encoding="utf-8") as f:
+    with atomic.atomic_open(path) as f:
         for uttid in uttids:
             tokens = " ".join(texts.get(uttid, ()))
             ident = trn_id(uttid, utt2spk.get(uttid))
@@ -234,7 +236,7 @@ def run_sclite(
         raise FileNotFoundError(
             "sclite not found on PATH nor at "
             f"{', '.join(SCLITE_FALLBACK_PATHS)}; install it "
-            "(apt-get install sctk) or use the python scorer"
+            "(apt-get install sctk) or score with jiwer (--scorer jiwer)"
         )
     cmd: List[str] = [
         sclite,
@@ -293,5 +295,28 @@ def sclite_score(
     hyp_trn = work_dir / f"hyp.{name}.trn"
     write_trn_pair(ref_trn, hyp_trn, ref, hyp, utt2spk)
     report = run_sclite(ref_trn, hyp_trn, sclite, ["-s"] if case_sensitive else [])
-    (work_dir / f"sclite.{name}.txt").write_text(report, encoding="utf-8")
+    atomic.write_text(work_dir / f"sclite.{name}.txt", report)
     return parse_sclite_report(report), report
+
+
+def sclite_utterance_counts(
+    ref: Mapping[str, Sequence[str]],
+    hyp: Mapping[str, Sequence[str]],
+    work_dir: Union[str, Path],
+    sclite: Optional[str] = None,
+    case_sensitive: bool = False,
+) -> Dict[str, Tuple[int, int, int, int]]:
+    """Per-utterance ``(correct, substitutions, deletions, insertions)`` by sclite.
+
+    Each utterance is its own speaker (``(uttid-uttid)``); files go to
+    ``work_dir`` as for :func:`sclite_score`.
+    """
+    _, report = sclite_score(ref, hyp, work_dir, "utt", None, sclite, case_sensitive)
+    by_id = {k.lower(): v for k, v in parse_sclite_utterances(report).items()}
+    counts = {}
+    for uttid in ref:
+        key = trn_id(uttid)[1:-1].lower()
+        if key not in by_id:
+            raise ValueError(f"sclite report has no alignment of utterance {uttid!r}")
+        counts[uttid] = by_id[key]
+    return counts

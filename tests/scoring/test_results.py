@@ -25,16 +25,17 @@ def texts(tmp_path):
     return ref, hyp
 
 
-def test_score_dir_python(texts, tmp_path):
+def test_score_dir_jiwer(texts, tmp_path):
     ref, hyp = texts
     out = tmp_path / "score"
-    result = score_dir(ref, hyp, out, use_sclite=False)
-    # words: 6 + 5 + 2 = 13; u2: 1 sub, 1 del, 1 ins; u3 missing: 2 del
-    assert result["scorer"] == "python" and result["python_agrees"] is None
+    result = score_dir(ref, hyp, out, scorer="jiwer")
+    # words: 6 + 5 + 2 = 13; u2 with unit costs: 3 sub (sclite's 3/3/4 costs
+    # split the same 3 errors into 1 sub, 1 del, 1 ins); u3 missing: 2 del
+    assert result["scorer"] == "jiwer" and result["sclite"] is None
     assert result["n_utts"] == 3
     assert result["word"]["n_ref"] == 13
     assert (result["word"]["substitutions"], result["word"]["deletions"],
-            result["word"]["insertions"]) == (1, 3, 1)
+            result["word"]["insertions"]) == (3, 2, 0)
     assert result["wer"] == pytest.approx(100 * 5 / 13)
     assert result["missing_hyps"] == ["u3"]
     assert load_result(out) == result == json.loads((out / "result.json").read_text())
@@ -43,36 +44,35 @@ def test_score_dir_python(texts, tmp_path):
     sum_avg = [line for line in txt.splitlines() if line.startswith("| Sum/Avg")]
     assert len(sum_avg) == 2  # WER and CER blocks, grep-able like sclite's
     assert sum_avg[0].split("|")[3].split()[4] == f"{100 * 5 / 13:.1f}"
-    assert "REF:  lay RED by B two ******" in txt  # errors upper-cased
-    assert "HYP:  lay ROD by * two PLEASE" in txt
+    assert "REF:  lay RED by B   TWO   " in txt  # errors upper-cased
+    assert "HYP:  lay ROD by TWO PLEASE" in txt
+    assert "scorer: jiwer" in txt and "Word alignments (jiwer)" in txt
     assert "id: u3  (no hypothesis)" in txt
 
 
 def test_score_dir_scorer_choice(texts, tmp_path, monkeypatch):
     ref, hyp = texts
-    with pytest.raises(ValueError, match="use_sclite='yes'"):
-        score_dir(ref, hyp, tmp_path / "x", use_sclite="yes")
+    with pytest.raises(ValueError, match="scorer='python'"):
+        score_dir(ref, hyp, tmp_path / "x", scorer="python")
     monkeypatch.setattr(sclite_mod, "find_sclite", lambda: None)
     with pytest.raises(FileNotFoundError, match="sclite is required"):
-        score_dir(ref, hyp, tmp_path / "x", use_sclite=True)
-    result = score_dir(ref, hyp, tmp_path / "auto", use_sclite="auto")
-    assert result["scorer"] == "python" and result["sclite"] is None
+        score_dir(ref, hyp, tmp_path / "x", scorer="sclite")
+    result = score_dir(ref, hyp, tmp_path / "auto", scorer="auto")
+    assert result["scorer"] == "jiwer" and result["sclite"] is None
 
 
 def test_score_dir_empty_reference(tmp_path):
     (tmp_path / "ref").write_text("u1 a\nu2\n")
     (tmp_path / "hyp").write_text("u1 a\nu2 b\n")
     with pytest.raises(ValueError, match="'u2' has an empty reference"):
-        score_dir(
-            tmp_path / "ref", tmp_path / "hyp", tmp_path / "out", use_sclite=False
-        )
+        score_dir(tmp_path / "ref", tmp_path / "hyp", tmp_path / "out", scorer="jiwer")
 
 
 def test_cli(texts, tmp_path):
     ref, hyp = texts
     out = tmp_path / "cli"
     score_main(["--ref", str(ref), "--hyp", str(hyp), "--out_dir", str(out),
-                "--scorer", "python"])
+                "--scorer", "jiwer"])
     result = json.loads((out / "result.json").read_text())
     assert result["wer"] == pytest.approx(100 * 5 / 13)
     assert (out / "result.txt").is_file()

@@ -123,7 +123,7 @@ inference_config=    # Decoding config (beam size, ctc_weight, ...).
 inference_args=      # Extra decoding options.
 inference_tag=       # Decode dir suffix (default: <inference_config name>_<model name>).
 inference_asr_model=valid.acc.ave.pth # Model file used for decoding and packing.
-scorer=auto          # auto (sclite if installed) | sclite | python.
+scorer=auto          # auto (sclite if installed, else jiwer) | sclite | jiwer.
 
 help_message=$(cat <<EOF
 Usage: $0 --train_set <set> --valid_set <set> --test_sets "<sets>" --asr_config <yaml> [options]
@@ -174,7 +174,7 @@ this file for the stages and for scaling out). Options (default):
  Decoding and scoring:
   --inference_config --inference_args --inference_tag
   --inference_asr_model     model file for decoding/packing (${inference_asr_model})
-  --scorer                  auto | sclite | python (${scorer})
+  --scorer                  auto | sclite | jiwer (${scorer})
   --help                    this message
 EOF
 )
@@ -231,7 +231,7 @@ _one_of method "${method}" msrs lr_sms dense layerscale
 _one_of retrain_mode "${retrain_mode}" dense sparse grad_masked
 _one_of token_type "${token_type}" bpe char word
 _one_of dist_launcher "${dist_launcher}" local torchrun slurm
-_one_of scorer "${scorer}" auto sclite python
+_one_of scorer "${scorer}" auto sclite jiwer
 _one_of video_format "${video_format}" mp4 npy
 for _v in stage stop_stage ngpu num_nodes nj inference_nj nbpe; do
     [[ "${!_v}" =~ ^[0-9]+$ ]] || { echo "$0: --${_v}=${!_v} must be a non-negative integer" >&2; exit 2; }
