@@ -69,8 +69,12 @@ def _schedulers() -> List[Tuple[str, type]]:
     from espnet_msrs.schedulers.warmup_constant_sqrt_cooldown import (
         WarmupConstantSqrtCooldownLR,
     )
+    from espnet_msrs.schedulers.warmup_cosine import WarmupCosineLR
 
-    return [("warmup_constant_sqrt_cooldown", WarmupConstantSqrtCooldownLR)]
+    return [
+        ("warmup_constant_sqrt_cooldown", WarmupConstantSqrtCooldownLR),
+        ("warmup_cosine", WarmupCosineLR),
+    ]
 
 
 def _register_schedulers(added: Dict[str, List[str]]) -> None:

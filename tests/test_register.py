@@ -15,7 +15,7 @@ EXPECTED = {
     "decoder": ["msrs_transformer"],
     "frontend": ["av_resnet", "audio_resnet", "video_resnet"],
     "preprocessor": ["av"],
-    "scheduler": ["warmup_constant_sqrt_cooldown"],
+    "scheduler": ["warmup_constant_sqrt_cooldown", "warmup_cosine"],
 }
 
 
@@ -105,7 +105,7 @@ def test_lazy_registration_and_train_help_in_a_fresh_process(tmp_path):
     help_text = out.split("REGISTERED", 1)[1]
     assert "--msrs_conf" in help_text
     for name in ("msrs_conformer", "msrs_transformer", "av_resnet",
-                 "warmup_constant_sqrt_cooldown"):
+                 "warmup_constant_sqrt_cooldown", "warmup_cosine"):
         assert name in help_text, name
 
 

@@ -120,7 +120,7 @@ def corpus(tmp_path_factory):
     return paths
 
 
-def _train(corpus, out: Path, *extra):
+def _train(corpus, out: Path, *extra, config=None):
     import espnet_msrs  # noqa: F401  (registers our classes)
     from espnet_msrs.tasks.asr import MSRSASRTask
 
@@ -136,7 +136,7 @@ def _train(corpus, out: Path, *extra):
     torch.set_num_threads(1)
     try:
         MSRSASRTask.main(cmd=[
-            "--config", str(corpus["config"]), "--output_dir", str(out),
+            "--config", str(config or corpus["config"]), "--output_dir", str(out),
             "--token_list", str(corpus["token_list"]), "--token_type", "char",
             "--ngpu", "0", *data, *extra,
         ])
@@ -170,3 +170,28 @@ def test_epochs_become_steps_of_this_run(corpus, tmp_path, caplog, batch_size,
         f"scheduler sized in epochs: iterations_per_epoch={iterations} "
         f"accum_grad={accum_grad} steps_per_epoch={steps_per_epoch}" in caplog.text
     )
+
+
+def test_both_optimizers_of_a_mask_search_are_sized(corpus, tmp_path):
+    """An MSRS search (θ and φ optimizers) with the MSRS cosine in epochs."""
+    config = dict(
+        CONFIG,
+        scheduler="warmup_cosine",
+        scheduler_conf={"warmup_epochs": 1},
+        optim2="adamw",
+        optim2_conf={"lr": 0.001},
+        scheduler2="warmup_cosine",
+        scheduler2_conf={"warmup_epochs": 0.5},
+    )
+    path = tmp_path / "search.yaml"
+    path.write_text(yaml.safe_dump(config))
+    ckpt = _train(
+        corpus, tmp_path / "exp", "--batch_size", "2",
+        "--msrs_conf", "mode=search", "--msrs_conf", "mask_penalty=1.0e-5",
+        config=path,
+    )
+    theta, phi = ckpt["schedulers"]
+    assert (theta["warmup_steps"], theta["total_steps"]) == (4, 8)
+    assert (phi["warmup_steps"], phi["total_steps"]) == (2, 8)
+    assert theta["last_epoch"] == phi["last_epoch"] == 8
+    assert [o["param_groups"][0]["lr"] for o in ckpt["optimizers"]] == [0.0, 0.0]

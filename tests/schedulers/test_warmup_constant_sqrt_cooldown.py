@@ -110,7 +110,7 @@ def test_total_other_than_max_epoch_warns(caplog):
     )
     with caplog.at_level("WARNING"):
         sched.set_steps_per_epoch(10, max_epoch=3)
-    assert "training stops before the cool-down ends" in caplog.text
+    assert "training stops before the decay ends" in caplog.text
 
 
 def test_state_dict_round_trip_keeps_the_sized_schedule():
