@@ -144,15 +144,18 @@ class WarmupDecayLR(LRScheduler, AbsEpochSizedScheduler):
         self._fill_rest()
         self._check_lengths()
         run_steps = int(max_epoch) * self.steps_per_epoch
-        if self.total_steps != run_steps:
+        if self.total_steps > run_steps:
+            # e.g. an MSRS mask search: the retraining's schedule, cut off
+            logger.info(
+                f"{self.name}: total_steps={self.total_steps} > --max_epoch="
+                f"{max_epoch} x {self.steps_per_epoch} steps: training stops "
+                "before the decay ends"
+            )
+        elif self.total_steps < run_steps:
             logger.warning(
-                f"{self.name}: total_steps={self.total_steps} but --max_epoch="
-                f"{max_epoch} gives {run_steps} steps: "
-                + (
-                    "training stops before the decay ends"
-                    if self.total_steps > run_steps
-                    else "the last epochs run at learning rate 0"
-                )
+                f"{self.name}: total_steps={self.total_steps} < --max_epoch="
+                f"{max_epoch} x {self.steps_per_epoch} steps: the last "
+                f"{run_steps - self.total_steps} updates run at learning rate 0"
             )
         lrs = self._lrs()
         for group, lr in zip(self.optimizer.param_groups, lrs):

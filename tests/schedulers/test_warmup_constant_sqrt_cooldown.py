@@ -104,13 +104,22 @@ def test_fractional_epochs_and_explicit_total():
     assert (sched.warmup_steps, sched.cooldown_steps, sched.total_steps) == (5, 7, 30)
 
 
-def test_total_other_than_max_epoch_warns(caplog):
+def test_total_other_than_max_epoch_is_logged(caplog):
     sched = WarmupConstantSqrtCooldownLR(
         _optimizer(), warmup_epochs=1, cooldown_epochs=1, total_epochs=4
     )
-    with caplog.at_level("WARNING"):
+    with caplog.at_level("INFO"):
+        sched.set_steps_per_epoch(10, max_epoch=3)  # a cut-off schedule (search)
+    assert [r.levelname for r in caplog.records] == ["INFO"]
+    assert "total_steps=40 > --max_epoch=3 x 10 steps" in caplog.text
+    caplog.clear()
+    sched = WarmupConstantSqrtCooldownLR(
+        _optimizer(), warmup_epochs=1, cooldown_epochs=1, total_epochs=2
+    )
+    with caplog.at_level("INFO"):
         sched.set_steps_per_epoch(10, max_epoch=3)
-    assert "training stops before the decay ends" in caplog.text
+    assert [r.levelname for r in caplog.records] == ["WARNING"]
+    assert "the last 10 updates run at learning rate 0" in caplog.text
 
 
 def test_state_dict_round_trip_keeps_the_sized_schedule():
