@@ -112,3 +112,15 @@ def test_header_states_data_batch_and_lowrank_init(config):
 def test_the_703m_search_says_how_to_use_a_data_fraction():
     text = (REPO / "conf/tuning/train_avsr_vlarge_msrs_search.yaml").read_text()
     assert "--search_data_fraction 0.3" in text
+
+
+def test_readme_table_names_existing_configs_and_every_paper_config():
+    import re
+
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("### Every table row"):readme.index("## Recipes")]
+    named = set(re.findall(r"`(train_[\w-]+)`", section))
+    existing = {p.stem for p in PAPER}
+    assert named <= existing, sorted(named - existing)
+    # every paper config is in the table or in the list of configs beyond it
+    assert existing <= named, sorted(existing - named)
