@@ -1,0 +1,1 @@
+../../avsr1/local/data_prep.py
