@@ -1,0 +1,183 @@
+"""The study scripts of egs2/synthgrid/study1 at micro size, and the verdict rules.
+
+``local/table1.sh --micro`` runs two cells of MSRS Table 1 (dense, and MSRS
+mask search + sparse retraining; one seed, one epoch each) on a corpus of
+2 speakers × 8 sentences in a sandbox copy of the study recipe, then writes
+results/table1.json, the Fig. 1 plot and STUDY.md from the cells' artifacts.
+A second run must redo no cell. About 3 minutes on 2 CPU cores.
+
+The verdict rules of the study's protocol (README.md) are checked on
+hand-made numbers.
+"""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+STUDY = REPO / "egs2" / "synthgrid" / "study1"
+OUTPUTS = ("data", "dump", "exp", "downloads", "RESULTS.md", "results", "figures", "STUDY.md")
+MICRO_DATA = "--num_speakers 2 --utts_per_speaker 8 --num_valid 1 --num_test 2 --seed 0 --nj 2"
+
+
+def load_study():
+    spec = importlib.util.spec_from_file_location("study", STUDY / "local" / "study.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["study"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+study = load_study()
+
+
+def sandbox(root: Path) -> Path:
+    """A runnable copy of the study recipe: its files linked, its outputs local."""
+    dst = root / "egs2" / "synthgrid" / "study1"
+    dst.mkdir(parents=True)
+    for entry in sorted(STUDY.iterdir()):
+        if entry.name not in OUTPUTS and entry.name != "path.sh":
+            (dst / entry.name).symlink_to(entry)
+    bin_dir = Path(sys.executable).parent
+    (dst / "path.sh").write_text(f'export PATH="{bin_dir}:$PATH"\n'
+                                 f'export PYTHONPATH="{REPO}:${{PYTHONPATH:-}}"\n')
+    return dst
+
+
+def run_table(recipe: Path, *args: str):
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"
+    return subprocess.run(
+        ["local/table1.sh", "--micro", "--jobs", "2", "--local_data_opts", MICRO_DATA, *args],
+        cwd=recipe, env=env, capture_output=True, text=True, timeout=1800)
+
+
+@pytest.fixture(scope="module")
+def micro(tmp_path_factory):
+    recipe = sandbox(tmp_path_factory.mktemp("study"))
+    first = run_table(recipe)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-5000:]
+    records = {p.parent.name: p.stat().st_mtime_ns
+               for p in (recipe / "exp").glob("*/study_cell.json")}
+    second = run_table(recipe)
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-5000:]
+    return {"recipe": recipe, "first": first, "second": second, "records": records}
+
+
+def test_two_cells_trained_decoded_and_scored(micro):
+    recipe = micro["recipe"]
+    assert sorted(micro["records"]) == ["vsr_d2_dense_s1", "vsr_d2_msrs_s1"]
+    for tag in micro["records"]:
+        record = json.loads((recipe / "exp" / tag / "study_cell.json").read_text())
+        assert record["rc"] == 0 and "--max_epoch 1" in " ".join(record["command"])
+        assert (recipe / "exp" / tag / "RESULTS.md").is_file()
+    search = recipe / "exp" / "vsr_d2_msrs_s1" / "mask_search"
+    assert (search / "mask.pth").is_file() and (search / "sparsity_report.json").is_file()
+
+
+def test_results_json_reads_the_artifacts(micro):
+    recipe = micro["recipe"]
+    data = json.loads((recipe / "results" / "table1.json").read_text())
+    assert data["micro"] is True and data["status"] == {"ok": 2, "cells": 2}
+    blind = study.blind_wer(recipe)
+    assert data["wer_blind"] == blind["wer_blind"] and 0 < blind["wer_blind"] <= 100
+    assert blind["n_test_utts"] == 4 and len(blind["sentence"].split()) == 6
+    cells = {c["tag"]: c for c in data["cells"]}
+    for tag, cell in cells.items():
+        scored = json.loads(next((recipe / "exp" / tag).glob(
+            "decode_*/test/score/result.json")).read_text())
+        assert cell["wer"] == pytest.approx(scored["wer"])
+        assert cell["n_params"] > 10_000 and cell["train_epochs"] == 1
+        assert cell["grad"]["train"]["first"] > 0  # grad_norm_enc0_ffn from train.log
+    msrs = cells["vsr_d2_msrs_s1"]
+    report = json.loads((recipe / "exp" / "vsr_d2_msrs_s1" / "mask_search" /
+                         "sparsity_report.json").read_text())
+    assert msrs["search"]["history"] == report["search"]["sparsity_history"]
+    assert msrs["search"]["epochs"] == 1 and msrs["search"]["stop_reason"] == "max_epoch"
+    assert cells["vsr_d2_dense_s1"].get("search") is None
+    claims = [v["claim"] for v in data["verdicts"]]
+    assert any("Dense VSR from random initialisation fails" in c for c in claims)
+    assert {v["verdict"] for v in data["verdicts"]} <= {
+        study.REPRODUCED, study.NOT_REPRODUCED, study.INCONCLUSIVE, study.NOT_TESTED}
+
+
+def test_figure_and_study_md(micro):
+    recipe = micro["recipe"]
+    png = recipe / "figures" / "fig1_grad_norm.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    text = (recipe / "STUDY.md").read_text()
+    assert "MICRO (a test run" in text and "Not (yet) the full study" in text
+    assert "**Depth 2** (encoder 2 blocks, decoder 1)" in text
+    assert "| Dense | Random |" in text and "| MSRS → sparse | Random |" in text
+    assert text.count("Not run yet.") == len(study.TABLES) - 1
+    assert "figures/fig1_grad_norm.png" in text
+
+
+def test_second_run_redoes_no_cell(micro):
+    recipe = micro["recipe"]
+    after = {p.parent.name: p.stat().st_mtime_ns for p in (recipe / "exp").glob("*/study_cell.json")}
+    assert after == micro["records"]
+    assert "cell vsr_d2_dense_s1: started" not in micro["second"].stderr
+
+
+# ------------------------------------------------------------ verdict rules
+def test_trains_against_the_blind_reference():
+    assert study.trains(71.6, 81.67) and not study.trains(71.7, 81.67)
+    assert study.trainable_mark([50.0, 60.0], 81.67) == "✓"
+    assert study.trainable_mark([95.0, 100.0], 81.67) == "✗"
+    assert study.trainable_mark([50.0, 95.0], 81.67) == "1/2"
+
+
+def test_verdict_rules():
+    assert study.verdict_all([True, True]) == study.REPRODUCED
+    assert study.verdict_all([False, False]) == study.NOT_REPRODUCED
+    assert study.verdict_all([True, False]) == study.INCONCLUSIVE
+    assert study.verdict_all([]) == study.NOT_TESTED
+    # "A lower than B": separated ranges / mean not lower / overlap
+    assert study.verdict_lower([10, 12], [13, 15]) == study.REPRODUCED
+    assert study.verdict_lower([14, 16], [13, 15]) == study.NOT_REPRODUCED
+    assert study.verdict_lower([10, 14], [12, 16]) == study.INCONCLUSIVE
+    # parity: within max(1 point, the seed ranges)
+    assert study.verdict_parity([20.5, 21.0], [20.0, 20.4]) == study.REPRODUCED
+    assert study.verdict_parity([25.0, 26.0], [20.0, 20.4]) == study.NOT_REPRODUCED
+    assert study.verdict_parity([20.0, 30.0], [18.0, 19.0]) == study.REPRODUCED  # τ = 10
+    # (with two seeds overlapping ranges are always within τ; three seeds can be in between)
+    assert study.verdict_parity([24.0, 30.0, 30.0], [20.0, 20.0, 25.0]) == study.INCONCLUSIVE
+    # monotone effects (λ): strictly increasing means / a drop beyond the spread
+    assert study.verdict_increasing([1, 2, 3], [[0.1, 0.1], [0.2, 0.3], [0.5, 0.4]]) == \
+        study.REPRODUCED
+    assert study.verdict_increasing([1, 2, 3], [[0.1], [0.5], [0.2]]) == study.NOT_REPRODUCED
+    assert study.verdict_increasing([1, 2], [[0.2, 0.4], [0.25, 0.3]]) == study.INCONCLUSIVE
+    assert study.combine([study.REPRODUCED, study.INCONCLUSIVE]) == study.INCONCLUSIVE
+    assert study.combine([study.REPRODUCED, study.NOT_REPRODUCED]) == study.NOT_REPRODUCED
+    assert study.slope([0, 0.5], [0.2, 0.4]) == pytest.approx(0.4)
+
+
+def test_table1_claims_when_dense_never_fails():
+    """With no depth where dense fails, the 'trains where dense fails' claims are
+    not reproduced (premise absent) and the report says so."""
+    rows = []
+    for row, wer in (("Dense", 40.0), ("LayerScale", 42.0), ("MSRS → dense", 41.0),
+                     ("MSRS → sparse", 43.0), ("MSRS + LayerScale", 44.0),
+                     ("Dense with MSRS masks", 45.0)):
+        for seed in (1, 2):
+            rows.append({"tag": f"{row}{seed}", "row": row, "seed": seed, "depth": 2,
+                         "theta0": "Random", "status": "ok", "wer": wer + seed,
+                         "n_nonzero": 1000, "sparsity_all": 0.0, "train_epochs": 8,
+                         "grad": {"train": {"g": 0.1, "first": 1.0, "ratio": 0.1},
+                                  "search": {"g": 0.2, "first": 1.0, "ratio": 0.2}},
+                         "grad_series": {}})
+    lines, verdicts = study.report_table1(rows, 81.67, Path("/nonexistent"))
+    by = {v["claim"]: v for v in verdicts}
+    dense = by["Dense VSR from random initialisation fails to train (Table 1)"]
+    assert dense["verdict"] == study.NOT_REPRODUCED and "dense trains at every depth" in \
+        dense["evidence"]
+    assert by["LayerScale trains where dense fails"]["verdict"] == study.NOT_REPRODUCED
+    assert "premise absent" in by["LayerScale trains where dense fails"]["evidence"]
+    assert any("| Dense | Random | 1 k | 0.0 [0.0–0.0] | 8 | 41.5 [41.0–42.0] | ✓ |" in line
+               for line in lines)
