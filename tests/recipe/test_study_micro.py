@@ -181,3 +181,76 @@ def test_table1_claims_when_dense_never_fails():
     assert "premise absent" in by["LayerScale trains where dense fails"]["evidence"]
     assert any("| Dense | Random | 1 k | 0.0 [0.0–0.0] | 8 | 41.5 [41.0–42.0] | ✓ |" in line
                for line in lines)
+
+
+def _row(tag, row, seed, wer, depth=12, theta0="Random", **extra):
+    return {"tag": tag, "row": row, "seed": seed, "depth": depth, "theta0": theta0,
+            "status": "ok", "wer": wer, "n_nonzero": 1000, "sparsity_all": 0.4,
+            "train_epochs": 6, **extra}
+
+
+def _write_report(path: Path, frontend: float, encoder: float, decoder: float) -> None:
+    """A sparsity_report.json (the library's format) with the given group sparsities."""
+    import torch
+
+    from espnet_msrs.sparsity.report import sparsity_report
+
+    def weight(sparsity):
+        w = torch.ones(10, 10)
+        w.view(-1)[: int(round(100 * sparsity))] = 0.0
+        return w
+
+    params = {"frontend.video.conv.weight": weight(frontend),
+              "encoder.encoders.0.feed_forward.w_1.weight": weight(encoder),
+              "encoder.encoders.1.feed_forward.w_1.weight": weight(encoder),
+              "decoder.decoders.0.feed_forward.w_1.weight": weight(decoder)}
+    report = sparsity_report(params, prunable=list(params))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report))
+
+
+def test_table4_report_and_fig3(tmp_path):
+    rows = []
+    for seed in (1, 2):
+        rows.append(_row(f"vsr_d12_dense_s{seed}", "Dense", seed, 80.0 + seed))
+        rows.append(_row(f"vsr_d12_msrs_s{seed}", "MSRS → sparse", seed, 50.0 + seed))
+        rows.append(_row(f"vsr_d12_msrsgm_s{seed}", "Dense with MSRS masks", seed, 60.0 + seed))
+        for name in ("SET", "RigL", "GMP", "CHASE"):
+            rows.append(_row(f"vsr_d12_{name.lower()}_s{seed}", name, seed, 81.0))
+            rows.append(_row(f"vsr_d12_fe_{name.lower()}_s{seed}", name, seed, 45.0,
+                             theta0="Frontend"))
+        rows.append(_row(f"vsr_d12_fe_msrs_s{seed}", "MSRS", seed, 44.0, theta0="Frontend"))
+        rows.append(_row(f"vsr_d2_dense_s{seed}", "Dense", seed, 40.0, depth=2))
+        _write_report(tmp_path / "exp" / f"vsr_d12_msrs_s{seed}" / "mask_search" /
+                      "sparsity_report.json", 0.5, 0.4, 0.1)
+        _write_report(tmp_path / "exp" / f"vsr_d12_set_s{seed}" / "train" /
+                      "sparsity_report.json", 0.6, 0.3, 0.3)
+    lines, verdicts = study.report_table4(rows, 81.67, tmp_path / "figures", tmp_path)
+    by = {v["claim"]: v["verdict"] for v in verdicts}
+    assert by["From random initialisation SET, RigL, GMP and CHASE fail"] == study.REPRODUCED
+    assert by["From random initialisation MSRS trains"] == study.REPRODUCED
+    assert by["From a pretrained frontend every sparse method trains"] == study.REPRODUCED
+    assert by["MSRS prunes the frontend and the encoder more than the decoder (Fig. 3)"] == \
+        study.REPRODUCED
+    assert (tmp_path / "figures" / "fig3_sparsity_distribution.png").is_file()
+    assert "| MSRS s1 | 50.0 | 40.0 | 10.0 |" in lines
+    assert "| SET (ERK) s2 | 60.0 | 30.0 | 30.0 |" in lines
+    assert any(line.startswith("| MSRS | Frontend |") for line in lines)
+    assert any(line.startswith("| Dense with MSRS masks | Random |") for line in lines)
+
+
+def test_fig2_report_orders_lambda(tmp_path):
+    rows = []
+    for i, lam in enumerate((3e-9, 3e-7, 3e-5)):
+        for seed in (1, 2):
+            hist = [0.03, 0.05 + 0.2 * i, 0.1 + 0.3 * i]
+            rows.append(_row(f"lam{lam}_s{seed}", f"λ = {lam}", seed, [40, 35, 70][i] + seed,
+                             search={"history": hist, "sparsity_prunable": hist[-1],
+                                     "mask_penalty": lam, "epochs": 2}))
+    lines, verdicts = study.report_fig2(rows, 81.67, tmp_path)
+    by = {v["claim"]: v for v in verdicts}
+    assert by["Larger λ prunes faster and further (Fig. 2)"]["verdict"] == study.REPRODUCED
+    too_large = by["Too large a λ costs accuracy (Fig. 2)"]
+    assert too_large["verdict"] == study.REPRODUCED and "best λ = 3e-07" in too_large["evidence"]
+    assert (tmp_path / "fig2_lambda.png").is_file()
+    assert "| 3e-05 | 2 + 6 | 45.0 [45.0–45.0] | 70.0 [70.0–70.0] |" in " ".join(lines)

@@ -35,13 +35,12 @@ import os
 import platform
 import re
 import shlex
-import shutil
 import statistics
 import subprocess
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
@@ -392,13 +391,10 @@ def cell_command(cell: Cell, knobs: Knobs) -> List[str]:
     search_args = list(cell.search_args)
     if knobs.micro:  # one epoch of a few small batches, each logged
         train_args += ["--max_epoch", "1", "--log_interval", "1", "--batch_size", "4"]
-    if cell.init_from:  # ESPnet's --init_param <model>:<src>:<dst> (the frontend only)
-        init = ["--init_param", f"exp/{cell.init_from}/train/valid.acc.ave.pth:frontend:frontend"]
-        if cell.method == "msrs":  # the retraining starts from the search's θ_j ⊙ m*
-            search_args += init
-        else:
-            train_args += init
-    cmd = _run_sh_base(knobs) + list(cell.run_args) + [
+    extra = list(cell.run_args)
+    if cell.init_from:  # the recipe's option: frontend.* of another experiment's model
+        extra += ["--init_frontend", f"exp/{cell.init_from}/train/valid.acc.ave.pth"]
+    cmd = _run_sh_base(knobs) + extra + [
         "--stage", "8", "--stop_stage", "12", "--tag", cell.tag,
         "--modality", cell.modality, "--method", cell.method,
         "--retrain_mode", cell.retrain_mode, "--asr_config", train_config,
@@ -774,24 +770,29 @@ def combine(verdicts: Iterable[str]) -> str:
 
 
 def blind_wer(recipe_dir: Path) -> Dict[str, Any]:
-    """WER of the input-blind decoder (most frequent training word of each slot)."""
+    """WER of the input-blind decoder (the most frequent training word of each
+    GRID slot, for every test utterance), scored like recipe stage 12."""
     from collections import Counter
 
-    from espnet_msrs.scoring.wer import read_text, score_texts
+    from espnet_msrs.scoring.results import read_transcripts, score_dir
 
-    train = read_text(recipe_dir / "dump" / "raw" / "train" / "text")
-    test = read_text(recipe_dir / "dump" / "raw" / TEST_SET / "text")
+    train_text = recipe_dir / "dump" / "raw" / "train" / "text"
+    test_text = recipe_dir / "dump" / "raw" / TEST_SET / "text"
+    train = read_transcripts(train_text)
     lengths = {len(words) for words in train.values()}
     if len(lengths) != 1:
-        raise ValueError(f"{recipe_dir}/dump/raw/train/text: expected GRID sentences of one "
-                         f"length, got lengths {sorted(lengths)}")
+        raise ValueError(f"{train_text}: expected GRID sentences of one length, got "
+                         f"lengths {sorted(lengths)}")
     slots = [Counter(words[i] for words in train.values()) for i in range(lengths.pop())]
-    sentence = [c.most_common(1)[0][0] for c in slots]
-    score = score_texts(test, {k: sentence for k in test})
-    word = score.word
-    wer = 100.0 * (word.substitutions + word.deletions + word.insertions) / word.n_ref
-    return {"wer_blind": round(wer, 2), "sentence": " ".join(sentence),
-            "n_test_utts": len(test), "n_test_words": word.n_ref}
+    sentence = " ".join(c.most_common(1)[0][0] for c in slots)
+    out = recipe_dir / "exp" / "study_logs" / "blind"
+    out.mkdir(parents=True, exist_ok=True)
+    test = read_transcripts(test_text)
+    (out / "text").write_text("".join(f"{u} {sentence}\n" for u in test), encoding="utf-8")
+    result = score_dir(test_text, out / "text", out / "score")
+    return {"wer_blind": round(float(result["wer"]), 2), "sentence": sentence,
+            "n_test_utts": len(test), "n_test_words": result["word"]["n_ref"],
+            "scorer": result["scorer"]}
 
 
 # ---------------------------------------------------------------- formatting
@@ -1064,38 +1065,11 @@ T4_ORDER = (("Frontend", "SET"), ("Frontend", "RigL"), ("Frontend", "GMP"),
             ("Random", "SET"), ("Random", "RigL"), ("Random", "GMP"), ("Random", "CHASE"),
             ("Random", "MSRS"), ("Random", "Dense with MSRS masks"))
 BASELINES = ("SET", "RigL", "GMP", "CHASE")
+FIG3_GROUPS = ("frontend", "encoder.block", "decoder.block")
 
 
 def _t4_row(r: Mapping[str, Any]) -> str:
     return "MSRS" if r["row"] in ("MSRS → sparse", "MSRS") else r["row"]
-
-
-def group_sparsity(model: Path) -> Dict[str, float]:
-    """Sparsity (exact zeros) of the frontend, the mean encoder block and the mean
-    decoder block of a decoded model (MSRS Fig. 3 groups)."""
-    import torch
-
-    from espnet_msrs.sparsity.report import group_of
-
-    state = torch.load(model, map_location="cpu", weights_only=False)
-    sums: Dict[str, List[int]] = {}
-    for name, tensor in state.items():
-        if not (torch.is_tensor(tensor) and tensor.is_floating_point() and tensor.dim() >= 2
-                and name.endswith("weight")):
-            continue
-        group = group_of(name)
-        if group.startswith(("encoder.block", "decoder.block")) or group == "frontend":
-            zeros_total = sums.setdefault(group, [0, 0])
-            zeros_total[0] += int((tensor == 0).sum())
-            zeros_total[1] += tensor.numel()
-    out: Dict[str, float] = {}
-    if "frontend" in sums:
-        out["frontend"] = sums["frontend"][0] / sums["frontend"][1]
-    for sub in ("encoder", "decoder"):
-        blocks = [z / n for g, (z, n) in sums.items() if g.startswith(f"{sub}.block") and n]
-        if blocks:
-            out[f"{sub} block (mean)"] = statistics.fmean(blocks)
-    return out
 
 
 def report_table4(results: List[Dict[str, Any]], blind: float, fig_dir: Path, recipe_dir: Path
@@ -1105,7 +1079,7 @@ def report_table4(results: List[Dict[str, Any]], blind: float, fig_dir: Path, re
     lines = [f"VSR at depth {deep} (the deepest of the sweep), ~40 % target sparsity for the "
              "sparse baselines (their recipe default). θ0 = Frontend: the frontend of the dense "
              f"depth-{FRONTEND_SOURCE_DEPTH} VSR model of the same seed (Table 1), loaded with "
-             "ESPnet's `--init_param`; everything else random. Columns as in Table 1.", ""]
+             "the recipe's `--init_frontend`; everything else random. Columns as in Table 1.", ""]
     rows = []
     for theta0, name in T4_ORDER:
         group = [r for r in main if r["theta0"] == theta0 and _t4_row(r) == name]
@@ -1118,33 +1092,43 @@ def report_table4(results: List[Dict[str, Any]], blind: float, fig_dir: Path, re
                      PAPER_T4[(theta0, name)]])
     lines += md_table(["Methods", "θ0", "#Params", "Sparsity (%)", "Epochs", "WER (%)",
                        "Trainable", "Paper"], rows) + [""]
-    # Fig. 3: sparsity per module group of the random-init sparse models
-    dist: Dict[str, List[Dict[str, float]]] = {}
-    for r in ok(main):
-        name = _t4_row(r)
-        if r["theta0"] == "Random" and name in BASELINES + ("MSRS",):
-            model = recipe_dir / "exp" / r["tag"] / "train" / "valid.acc.ave.pth"
-            if model.exists():
-                dist.setdefault(name, []).append(group_sparsity(model))
+    # Fig. 3: sparsity per module group of the random-init sparse models, drawn by
+    # plot_sparsity from the runs' sparsity reports (MSRS: the mask search's).
+    erk = ("SET", "RigL", "CHASE")  # the methods that start from ERK densities
+    runs = [(f"{_t4_row(r)}{' (ERK)' if _t4_row(r) in erk else ''} s{r['seed']}", r)
+            for r in ok(main) if r["theta0"] == "Random" and _t4_row(r) in BASELINES + ("MSRS",)]
+    runs = [(label, r) for label, r in runs
+            if any((recipe_dir / "exp" / r["tag"] / d / "sparsity_report.json").is_file()
+                   for d in ("mask_search", "train"))]
     verdicts = []
-    if dist:
-        figure = plot_fig3(dist, fig_dir / "fig3_sparsity_distribution.png")
-        groups = ["frontend", "encoder block (mean)", "decoder block (mean)"]
-        rows = [[name] + [fmt_range(summarise([d.get(g) for d in ds]), 1, 100.0) for g in groups]
-                for name, ds in dist.items()]
-        lines += ["Fig. 3 in miniature: sparsity (%) per module group of the random-init models "
-                  "(zeros of the decoded model's weight matrices; SET, RigL and CHASE start from "
-                  "ERK, GMP prunes by magnitude).", ""]
-        lines += md_table(["Method"] + groups, rows) + ["", f"![Fig. 3 in miniature]({figure})", ""]
-        flags = [d.get("frontend", 0) > d.get("decoder block (mean)", 0)
-                 and d.get("encoder block (mean)", 0) > d.get("decoder block (mean)", 0)
-                 for d in dist.get("MSRS", [])]
+    if runs:
+        from espnet_msrs.bin import plot_sparsity
+
+        out = fig_dir / "fig3_sparsity_distribution.png"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        data = plot_sparsity.main(
+            [a for label, r in runs for a in ("--run", f"{label}={recipe_dir / 'exp' / r['tag']}")]
+            + ["--groups", *FIG3_GROUPS, "--out", str(out),
+               "--json", str(recipe_dir / "results" / "table4_fig3.json"),
+               "--title", "Sparsity per module group, random initialisation"])
+        values = {rep["label"]: {g: rep["groups"].get(g, {}).get("prunable", {}).get("sparsity")
+                                 for g in FIG3_GROUPS} for rep in data["reports"]}
+        rows = [[label] + [f"{100 * v[g]:.1f}" if v[g] is not None else "–" for g in FIG3_GROUPS]
+                for label, v in values.items()]
+        lines += ["Fig. 3 in miniature: sparsity (%) of the prunable weights per module group "
+                  "(`plot_sparsity` on the runs' sparsity reports; SET, RigL and CHASE start "
+                  "from ERK, GMP prunes by magnitude; blocks pooled).", ""]
+        lines += md_table(["Run", *FIG3_GROUPS], rows)
+        lines += ["", f"![Fig. 3 in miniature](figures/{out.name})", ""]
+        msrs = [v for label, v in values.items() if label.startswith("MSRS")]
+        flags = [None not in v.values() and v["frontend"] > v["decoder.block"]
+                 and v["encoder.block"] > v["decoder.block"] for v in msrs]
         verdicts.append(claim("MSRS prunes the frontend and the encoder more than the decoder "
                               "(Fig. 3)", "MSRS prunes frontend and encoder layers significantly",
-                              verdict_all(flags),
-                              "MSRS " + "; ".join(
-                                  ", ".join(f"{g} {100 * v:.1f} %" for g, v in d.items())
-                                  for d in dist.get("MSRS", []))))
+                              verdict_all(flags), "; ".join(
+                                  f"{label}: " + ", ".join(f"{g} {100 * x:.1f} %"
+                                                           for g, x in v.items() if x is not None)
+                                  for label, v in values.items() if label.startswith("MSRS"))))
 
     def w(theta0, name):
         return wers([r for r in main if r["theta0"] == theta0 and _t4_row(r) == name])
@@ -1166,32 +1150,6 @@ def report_table4(results: List[Dict[str, Any]], blind: float, fig_dir: Path, re
                           "; ".join(f"{m}: {fmt_range(summarise(w('Frontend', m)))}"
                                     for m in BASELINES + ("MSRS",))))
     return lines, verdicts
-
-
-def plot_fig3(dist: Mapping[str, Sequence[Mapping[str, float]]], out: Path) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    groups = ["frontend", "encoder block (mean)", "decoder block (mean)"]
-    names = list(dist)
-    fig, ax = plt.subplots(figsize=(6.5, 3.4))
-    width = 0.8 / max(1, len(names))
-    for i, name in enumerate(names):
-        means = [100 * statistics.fmean([d.get(g, 0.0) for d in dist[name]]) for g in groups]
-        ax.bar([j + i * width for j in range(len(groups))], means, width, label=name)
-    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(groups))])
-    ax.set_xticklabels(groups)
-    ax.set_ylabel("sparsity [%]")
-    ax.set_ylim(0, 100)
-    ax.legend(fontsize=8)
-    ax.set_title("Sparsity per module group (random initialisation)", fontsize=9)
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return f"figures/{out.name}"
 
 
 def report_fig2(results: List[Dict[str, Any]], blind: float, fig_dir: Path
