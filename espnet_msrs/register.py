@@ -13,33 +13,40 @@ choice) through module-level ``ClassChoices`` objects in ``espnet2.tasks.asr``.
 
 must get a registered ESPnet.  :func:`install_lazy_registration` therefore
 registers at once if ``espnet2.tasks.asr`` is already imported, and otherwise
-installs a post-import hook that registers right after ``espnet2.tasks.asr``
-finishes importing.  Entry points call :func:`register` explicitly.
+right after ``espnet2.tasks.asr`` finishes importing
+(:func:`espnet_msrs.compat.call_after_import`).  Entry points call
+:func:`register` explicitly, and so can any program.
+
+Why this route: it needs nothing of ESPnet but the public module
+``espnet2.tasks.asr``, its module-level ``ClassChoices`` objects (their
+``classes`` dict) and ``espnet2.tasks.abs_task.scheduler_classes`` — the
+names every ESPnet recipe's YAML resolves through, unchanged in ESPnet since
+2020 — and ESPnet has no plug-in entry points to use instead.
 """
 
-import importlib.abc
-import importlib.util
-import logging
-import sys
 import threading
 from typing import Dict, List, Tuple
 
+from espnet_msrs.compat import call_after_import
+
 _TARGET = "espnet2.tasks.asr"
 _lock = threading.RLock()
-_registered = False
 
 
 def _choices() -> List[Tuple[object, str, str, type]]:
     """(ClassChoices, name, dotted class path, required base class) to add."""
     import espnet2.tasks.asr as asr_task
     from espnet2.asr.decoder.abs_decoder import AbsDecoder
+    from espnet2.train.abs_espnet_model import AbsESPnetModel
     from espnet2.asr.encoder.abs_encoder import AbsEncoder
     from espnet2.asr.frontend.abs_frontend import AbsFrontend
 
     from espnet_msrs.asr.decoder.transformer_decoder import MSRSTransformerDecoder
     from espnet_msrs.asr.encoder.conformer_encoder import MSRSConformerEncoder
+    from espnet_msrs.asr.espnet_model import MSRSESPnetModel
 
     entries = [
+        (asr_task.model_choices, "msrs", MSRSESPnetModel, AbsESPnetModel),
         (asr_task.encoder_choices, "msrs_conformer", MSRSConformerEncoder, AbsEncoder),
         (
             asr_task.decoder_choices,
@@ -109,7 +116,6 @@ def register() -> Dict[str, List[str]]:
         ValueError: If a name is already taken by a different class, or a class
             does not derive from the base class the choice requires.
     """
-    global _registered
     from espnet_msrs.utils.runtime import disable_nltk_downloads
 
     disable_nltk_downloads()  # before the espnet2 imports below reach g2p_en
@@ -139,50 +145,9 @@ def register() -> Dict[str, List[str]]:
         from espnet_msrs.train.video_data import register_data_types
 
         register_data_types()
-        _registered = True
         return added
-
-
-class _PostImportFinder(importlib.abc.MetaPathFinder):
-    """Runs :func:`register` right after ``espnet2.tasks.asr`` is executed."""
-
-    def find_spec(self, fullname, path, target=None):
-        if fullname != _TARGET:
-            return None
-        # Find the real spec with the other finders, then wrap its loader.
-        sys.meta_path.remove(self)
-        try:
-            spec = importlib.util.find_spec(fullname)
-        finally:
-            sys.meta_path.insert(0, self)
-        if spec is None or spec.loader is None:
-            return None
-        loader = spec.loader
-        exec_module = loader.exec_module
-
-        def exec_and_register(module):
-            exec_module(module)
-            _uninstall()
-            register()
-
-        loader.exec_module = exec_and_register
-        return spec
-
-
-_finder = _PostImportFinder()
-
-
-def _uninstall() -> None:
-    if _finder in sys.meta_path:
-        sys.meta_path.remove(_finder)
 
 
 def install_lazy_registration() -> None:
     """Register now if espnet2's ASR task is loaded, else when it gets imported."""
-    with _lock:
-        if _registered:
-            return
-        if _TARGET in sys.modules:
-            register()
-        elif _finder not in sys.meta_path:
-            sys.meta_path.insert(0, _finder)
+    call_after_import(_TARGET, register)

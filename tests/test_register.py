@@ -11,6 +11,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 EXPECTED = {
+    "model": ["msrs"],
     "encoder": ["msrs_conformer"],
     "decoder": ["msrs_transformer"],
     "frontend": ["av_resnet", "audio_resnet", "video_resnet"],
@@ -46,6 +47,12 @@ def test_register_is_idempotent():
     from espnet_msrs.asr.encoder.conformer_encoder import MSRSConformerEncoder
 
     assert asr_task.encoder_choices.get_class("msrs_conformer") is MSRSConformerEncoder
+    from espnet2.asr.espnet_model import ESPnetASRModel
+
+    from espnet_msrs.asr.espnet_model import MSRSESPnetModel
+
+    assert asr_task.model_choices.get_class("msrs") is MSRSESPnetModel
+    assert issubclass(MSRSESPnetModel, ESPnetASRModel)
     # ESPnet's own choices are untouched
     assert "conformer" in asr_task.encoder_choices.classes
 
@@ -78,12 +85,13 @@ def test_lazy_registration_and_train_help_in_a_fresh_process(tmp_path):
         import runpy, sys
         import espnet_msrs
         loaded = sorted(m for m in sys.modules if m.split(".")[0] == "espnet2")
-        print("ESPNET2_AFTER_IMPORT", loaded)
+        print("ESPNET2_AFTER_IMPORT", loaded, "torch" in sys.modules)
         import espnet2.tasks.asr as asr_task
         print("REGISTERED", "msrs_conformer" in asr_task.encoder_choices.classes,
               "msrs_transformer" in asr_task.decoder_choices.classes,
               "av_resnet" in asr_task.frontend_choices.classes,
-              "av" in asr_task.preprocessor_choices.classes)
+              "av" in asr_task.preprocessor_choices.classes,
+              "msrs" in asr_task.model_choices.classes)
         sys.stdout.flush()
         sys.argv = ["asr_train", "--help"]
         runpy.run_module("espnet_msrs.bin.asr_train", run_name="__main__")
@@ -100,10 +108,12 @@ def test_lazy_registration_and_train_help_in_a_fresh_process(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout
-    assert "ESPNET2_AFTER_IMPORT []" in out
-    assert "REGISTERED True True True True" in out
+    assert "ESPNET2_AFTER_IMPORT [] False" in out  # cheap: no espnet2, no torch
+    assert "REGISTERED True True True True True" in out
     help_text = out.split("REGISTERED", 1)[1]
     assert "--msrs_conf" in help_text
+    assert "--model {espnet,maskctc,pit_espnet,msrs}" in help_text
+    assert "The model type (default: msrs)" in help_text  # our task's default
     for name in ("msrs_conformer", "msrs_transformer", "av_resnet",
                  "warmup_constant_sqrt_cooldown", "warmup_cosine"):
         assert name in help_text, name

@@ -29,10 +29,10 @@ Variants (``--variants``, default all):
 ``lr_sms_m010-020_f020-040``  LR-SMS Table II: MHSA [0.1, 0.2], FFN [0.2, 0.4]
 ``lr_sms_m010-020_f020-050``  LR-SMS Table II: MHSA [0.1, 0.2], FFN [0.2, 0.5]
 ``msrs_search``          MSRS mask search: every Linear/Conv weight masked
-                         (eq. 3-6), loss + λΣφ (eq. 7) with the
-                         :class:`MaskSearchController`, two AdamW optimizers
+                         (eq. 3-6), loss + λΣφ (eq. 7) with
+                         :class:`MSRSSearch`, two AdamW optimizers
 ``msrs_sparse``          MSRS sparse retraining: dense layers +
-                         :class:`FixedMaskHooks` (mode ``sparse``) with a
+                         :class:`MaskState` (exact zeros) with a
                          magnitude mask of ``--sparsity`` (default 40 %)
 ``layerscale``           LayerScale on every residual branch
 ======================== ====================================================
@@ -88,9 +88,9 @@ retraining) is independent of the batch, so its share shrinks as the frames
 per step grow (the papers train with 1600-2400 frames per GPU; the default
 here is 1200).
 
-The MSRS variants use the library calls of ``install_msrs`` /
-``build_msrs_optimizers`` (:func:`apply_masks` with ``include: ['.*']``,
-:class:`MaskSearchController`, :class:`FixedMaskHooks` and
+The MSRS variants use the library calls of ``MSRSASRTask.build_model`` /
+``build_msrs_optimizers`` (``MSRSESPnetModel.setup_training`` with
+:class:`MSRSSearch` and ``include: ['.*']``, :class:`MaskState` and
 ``attach_optimizer``; θ clipped and stepped by one AdamW with weight decay,
 φ by another without) without importing ``espnet2.tasks`` (10-30 s).
 
@@ -258,7 +258,7 @@ def _linear_options(spec: Dict[str, Any], full_blocks: int, kept_blocks: int
 
 def build_model(spec: Dict[str, Any], conf: BenchConfig, full_depth: bool = False
                 ) -> nn.Module:
-    """The variant's ``ESPnetASRModel`` (dense init drawn from ``conf.seed``).
+    """The variant's ``MSRSESPnetModel`` (dense init drawn from ``conf.seed``).
 
     Args:
         spec: An entry of :data:`VARIANTS`.
@@ -270,7 +270,8 @@ def build_model(spec: Dict[str, Any], conf: BenchConfig, full_depth: bool = Fals
         The model on the current default device (MSRS masks not yet applied).
     """
     from espnet2.asr.ctc import CTC
-    from espnet2.asr.espnet_model import ESPnetASRModel
+
+    from espnet_msrs.asr.espnet_model import MSRSESPnetModel
 
     from espnet_msrs.asr.decoder.transformer_decoder import MSRSTransformerDecoder
     from espnet_msrs.asr.encoder.conformer_encoder import MSRSConformerEncoder
@@ -313,7 +314,7 @@ def build_model(spec: Dict[str, Any], conf: BenchConfig, full_depth: bool = Fals
     ctc = CTC(conf.vocab_size, conf.output_size)
     token_list = (["<blank>"] + [f"tok{i}" for i in range(conf.vocab_size - 2)]
                   + ["<sos/eos>"])
-    return ESPnetASRModel(
+    return MSRSESPnetModel(
         vocab_size=conf.vocab_size,
         token_list=token_list,
         frontend=None,
@@ -388,7 +389,7 @@ def magnitude_masks(model: nn.Module, sparsity: float) -> Dict[str, torch.Tensor
     Returns:
         Weight name -> bool mask (True = kept).
     """
-    from espnet_msrs.sparsity.policy import MASKED_CLASSES
+    from espnet_msrs.sparsity.selection import MASKED_CLASSES
 
     masks = {}
     for name, module in model.named_modules():
@@ -427,8 +428,9 @@ class Variant:
 
 def build_variant(name: str, conf: BenchConfig, device: torch.device) -> Variant:
     """Build a variant on ``device`` with its MSRS machinery and optimizers."""
-    from espnet_msrs.sparsity.controller import MaskSearchController
-    from espnet_msrs.sparsity.policy import FixedMaskHooks, apply_masks
+    from espnet_msrs.sparsity.mask_state import MaskState
+    from espnet_msrs.sparsity.msrs_search import MSRSSearch
+    from espnet_msrs.sparsity.selection import MaskSelection
 
     spec = VARIANTS[name]
     if spec["kind"] == "lowrank" and not conf.svd_init:
@@ -437,16 +439,11 @@ def build_variant(name: str, conf: BenchConfig, device: torch.device) -> Variant
     else:
         model = build_model(spec, conf)
     if spec["kind"] == "msrs_search":
-        apply_masks(model, include=[".*"])
+        model.setup_training(MSRSSearch(mask_penalty=2e-10), MaskSelection([".*"]))
     model.to(device)
     model.train()
     hooks = None
     extra: List[torch.Tensor] = []
-    if spec["kind"] == "msrs_search":
-        controller = MaskSearchController(mask_penalty=2e-10, epsilon=0.01,
-                                          min_search_epochs=2).attach(model)
-        if hasattr(controller, "start"):
-            controller.start()
     named = list(model.named_parameters())
     phi = [p for n, p in named if n.endswith("mask_logits")]
     theta = [p for n, p in named if not n.endswith("mask_logits")]
@@ -456,9 +453,11 @@ def build_variant(name: str, conf: BenchConfig, device: torch.device) -> Variant
         optimizers.append(_adamw(phi, 0.0, conf.adamw_impl))
         clip_groups.append(phi)
     if spec["kind"] == "msrs_sparse":
-        hooks = FixedMaskHooks(model, magnitude_masks(model, conf.sparsity), "sparse")
+        masks = magnitude_masks(model, conf.sparsity)
+        params = dict(model.named_parameters())
+        hooks = MaskState({n: params[n] for n in masks}, masks, zero_weights=True)
         hooks.attach_optimizer(optimizers[0])
-        extra = list(hooks.masks.values()) + list(getattr(hooks, "_pruned", {}).values())
+        extra = list(hooks.masks.values())
     return Variant(name, spec, model, optimizers, clip_groups, extra, hooks)
 
 
@@ -480,7 +479,8 @@ def make_batch(conf: BenchConfig, device: torch.device) -> Dict[str, torch.Tenso
 # ------------------------------------------------------------------ counting
 def parameter_counts(variant: Variant) -> Dict[str, int]:
     """θ (everything but φ), φ, and non-zero θ of the prunable weights."""
-    from espnet_msrs.sparsity.policy import MASKED_CLASSES, binary_masks
+    from espnet_msrs.sparsity.folding import binary_masks
+    from espnet_msrs.sparsity.selection import MASKED_CLASSES
 
     named = dict(variant.model.named_parameters())
     phi = sum(p.numel() for n, p in named.items() if n.endswith("mask_logits"))
@@ -609,7 +609,7 @@ def full_depth_counts(name: str, conf: BenchConfig, roles: Dict[str, Dict]
             shapes[key] = shapes.get(key, 0) + 1
     mask_logits = 0
     if spec["kind"] == "msrs_search":
-        from espnet_msrs.sparsity.policy import MASKED_CLASSES
+        from espnet_msrs.sparsity.selection import MASKED_CLASSES
 
         mask_logits = sum(m.weight.numel() for m in model.modules()
                           if type(m) in MASKED_CLASSES)

@@ -85,7 +85,7 @@ def model_facts(model_file: Path, mask_file: Optional[Path] = None) -> Dict[str,
     }
     prunable = None
     if mask_file is not None and mask_file.is_file():
-        from espnet_msrs.sparsity.policy import load_masks
+        from espnet_msrs.sparsity.mask_file import load_masks
 
         prunable = [n for n in load_masks(mask_file) if n in params]
     report = sparsity_report(params, prunable=prunable if prunable is not None else ())

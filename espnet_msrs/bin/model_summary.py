@@ -163,7 +163,7 @@ def factorised_layers(model: torch.nn.Module) -> List[str]:
     """One line ``<name> <group> m×n rank=r (r/min(m,n)=…)`` per factorised layer.
 
     Reads ``linear_plan`` of the encoder and decoder (see
-    :func:`espnet_msrs.layers.linear_policy.convert_block_linears`).
+    :func:`espnet_msrs.layers.linear_groups.convert_block_linears`).
     """
     lines = []
     for sub, blocks in (("encoder", "encoders"), ("decoder", "decoders")):

@@ -16,7 +16,7 @@ low-rank layer counts as its dense equivalent ``W = U·Vᵀ`` (``lowrank_u.weigh
 @ ``lowrank_v.weight``; the ratio is still over ``min(m, n)``, so it is at
 most ``r/min(m, n)``); a masked layer of a mask-search checkpoint as
 ``θ ⊙ 1[φ ≥ 0]`` (MSRS eq. 8).  Layers are those of
-:mod:`espnet_msrs.layers.linear_policy`: MHSA = attention ``linear_q/k/v/out``
+:mod:`espnet_msrs.layers.linear_groups`: MHSA = attention ``linear_q/k/v/out``
 and the Conformer's ``linear_pos`` (self- and source-attention), FFN = ``w_1``
 and ``w_2`` of every feed-forward module.
 
@@ -43,7 +43,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 import torch
 
 from espnet_msrs.utils.runtime import setup_logging
-from espnet_msrs.layers.linear_policy import linear_group
+from espnet_msrs.layers.linear_groups import linear_group
 
 _BLOCK_WEIGHT = re.compile(
     r"^(?:.*\.)?(encoder\.encoders|decoder\.decoders)\.(\d+)\.(.+?)"

@@ -37,7 +37,7 @@ Two initialisations (``init``; the YAML key is ``lowrank_init`` of
 
 The layer holds its two factors and computes its forward; which layers are
 factorised and with which rank is policy (``espnet_msrs.lowrank.rank_schedule``
-and ``espnet_msrs.layers.linear_policy``).  The parameters share the
+and ``espnet_msrs.layers.linear_groups``).  The parameters share the
 ``lowrank_u`` / ``lowrank_v`` prefix so they can be selected by name.
 """
 

@@ -1,67 +1,81 @@
-"""MSRS sparse masks (Fernandez-Lopez et al., Interspeech 2024): mechanism.
+"""Sparse training as one family (DESIGN §7): MSRS and the Table 4 baselines.
 
-Masked Linear/Conv layers (eqs. 3-8), applying them by parameter-name
-patterns, fixed-mask retraining hooks and sparsity reports. Pure torch: this
-package does not import espnet2.
+=====================  ==========================================================
+module                 what it is
+=====================  ==========================================================
+``masked_layers``      MSRS masked Linear/Conv layers (eqs. 3-8): mechanism only
+``selection``          the one selector of maskable weights (include/exclude)
+``mask_state``         binary masks on plain weights, exact zeros (DDP, resume)
+``sparse_method``      the method interface (hooks the model/trainer call)
+``msrs_search``        MSRS mask search: φ, λ (two readings), the ε stop rule
+``masked_training``    training under strategy-chosen binary masks
+``fixed_masks``        MSRS sparse / grad-masked retraining's strategy
+``baselines``          SET, RigL, GMP, CHASE strategies (ERK starts)
+``method_choices``     ``--msrs_conf`` -> method + selection
+``folding``            binary masks of masked layers; θ ⊙ m folded into weights
+``mask_file``          ``mask.pth`` read/write
+``report``/``artifacts``  the sparsity report and run artifacts (one format)
+=====================  ==========================================================
+
+Pure torch: this package does not import espnet2.
 """
 
+from espnet_msrs.sparsity.folding import (
+    binary_masks,
+    folded_state_dict,
+    mask_sparsity,
+    masks_sparsity,
+    strip_masks,
+)
+from espnet_msrs.sparsity.mask_file import load_mask_metadata, load_masks, save_masks
+from espnet_msrs.sparsity.mask_state import MaskState
 from espnet_msrs.sparsity.masked_layers import (
     DEFAULT_MASK_KWARGS,
     MaskedConv1d,
     MaskedConv2d,
     MaskedConv3d,
     MaskedLinear,
-    MaskedWeightFunction,
     MaskedWeightMixin,
     initial_mask_logits,
-    masked_weight,
 )
-from espnet_msrs.sparsity.policy import (
+from espnet_msrs.sparsity.masked_training import MaskedTraining
+from espnet_msrs.sparsity.method_choices import MODES, build_sparse_method
+from espnet_msrs.sparsity.msrs_search import MSRSSearch
+from espnet_msrs.sparsity.report import format_report, group_of, sparsity_report
+from espnet_msrs.sparsity.selection import (
     MASKED_CLASSES,
-    FixedMaskHooks,
+    MaskSelection,
     apply_masks,
-    binary_masks,
-    folded_state_dict,
-    load_mask_metadata,
-    load_masks,
-    mask_penalty,
-    mask_sparsity,
     masked_modules,
-    masks_sparsity,
-    save_masks,
-    strip_masks,
 )
-from espnet_msrs.sparsity.report import (
-    format_report,
-    group_of,
-    model_sparsity_report,
-    sparsity_report,
-)
+from espnet_msrs.sparsity.sparse_method import SparseMethod
 
 __all__ = [
     "DEFAULT_MASK_KWARGS",
-    "FixedMaskHooks",
     "MASKED_CLASSES",
+    "MODES",
+    "MSRSSearch",
+    "MaskSelection",
+    "MaskState",
     "MaskedConv1d",
     "MaskedConv2d",
     "MaskedConv3d",
     "MaskedLinear",
-    "MaskedWeightFunction",
+    "MaskedTraining",
     "MaskedWeightMixin",
+    "SparseMethod",
     "apply_masks",
     "binary_masks",
+    "build_sparse_method",
     "folded_state_dict",
     "format_report",
     "group_of",
     "initial_mask_logits",
     "load_mask_metadata",
     "load_masks",
-    "mask_penalty",
     "mask_sparsity",
     "masked_modules",
-    "masked_weight",
     "masks_sparsity",
-    "model_sparsity_report",
     "save_masks",
     "sparsity_report",
     "strip_masks",

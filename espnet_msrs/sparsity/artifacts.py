@@ -1,55 +1,36 @@
-"""Artifacts of an MSRS mask search (recipe stage 8 output).
+"""Artifacts of a sparse-training run, in one format for every method.
 
-Written into the search's experiment directory:
+Written by rank 0 into the run's output directory when training ends
+(:meth:`espnet_msrs.sparsity.sparse_method.SparseMethod.write_artifacts`):
 
-* ``mask.pth`` — binary masks m* = 1[φ_j ≥ 0] (eq. 8), weight name -> bool
-  tensor, in :func:`espnet_msrs.sparsity.policy.save_masks` format (read with
-  ``load_masks``); its metadata holds the search summary (stop reason, final
-  epoch, sparsity history, λ, ε);
-* ``init.pth`` — θ0 = θ_j ⊙ m*, a plain state dict (no mask logits) that the
-  retraining run loads with ESPnet's ``--init_param``;
-* ``sparsity_report.json`` — per parameter, per group and overall sparsity
-  (over prunable weights and over all parameters), plus the per-epoch history
-  and why the search stopped;
+* ``mask.pth`` — the binary masks (weight name -> bool tensor,
+  :mod:`espnet_msrs.sparsity.mask_file` format); for the MSRS search
+  m* = 1[φ_j ≥ 0] (eq. 8), for the other methods their final masks; its
+  metadata holds the method's summary;
+* ``sparsity_report.json`` — :func:`espnet_msrs.sparsity.report.sparsity_report`
+  of those masks (per parameter, per group, over prunable weights and over
+  all parameters) plus ``method``, ``stop_reason`` and a method section
+  (``search``: the per-epoch sparsity history, why the search stopped;
+  ``training``: the steps and mask updates of the other methods);
 * ``sparsity_groups.png`` — sparsity per module group (MSRS Fig. 3 layout);
-* ``phi_hist.png`` — histogram of the final mask logits φ.
+* MSRS search only: ``init.pth`` — θ0 = θ_j ⊙ m*, a plain ESPnet state dict
+  (no mask logits) that the retraining loads with ``--init_param``, and
+  ``phi_hist.png`` — the histogram of the final mask logits φ.
 """
 
-import json
 import logging
-import os
-import tempfile
 from pathlib import Path
-from typing import Dict
+from typing import Any, Dict, Mapping, Optional
 
 import torch
 
-from espnet_msrs.sparsity.policy import (
-    binary_masks,
-    folded_state_dict,
-    masked_modules,
-    save_masks,
-)
-from espnet_msrs.sparsity.report import model_sparsity_report
+from espnet_msrs.sparsity.folding import binary_masks, folded_state_dict
+from espnet_msrs.sparsity.mask_file import save_masks
+from espnet_msrs.sparsity.report import sparsity_report
+from espnet_msrs.sparsity.selection import masked_modules
+from espnet_msrs.utils import atomic
 
 logger = logging.getLogger(__name__)
-
-
-def _atomic_torch_save(obj, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def _atomic_write_text(text: str, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def plot_group_sparsity(groups: Dict[str, float], path: Path, title: str) -> None:
@@ -100,56 +81,78 @@ def plot_phi_histogram(model: torch.nn.Module, path: Path) -> Dict[str, list]:
     return {"edges": edges.tolist(), "counts": counts.tolist()}
 
 
-def write_search_artifacts(model, controller, out_dir: Path, stop_reason: str) -> Dict:
-    """Write mask, θ_j ⊙ m*, report and plots of a finished mask search.
+def write_sparsity_artifacts(
+    model: torch.nn.Module,
+    masks: Mapping[str, torch.Tensor],
+    method: str,
+    section: str,
+    summary: Mapping[str, Any],
+    out_dir: Path,
+    extra: Optional[Mapping[str, Any]] = None,
+) -> Dict[str, Any]:
+    """Write ``mask.pth``, ``sparsity_report.json`` and the group plot.
+
+    Args:
+        model: The ESPnet model (not wrapped in DDP).
+        masks: Weight name -> bool mask (True = kept).
+        method: ``msrs_conf.mode`` of the run.
+        section: Key of the method's summary in the report
+            (``search`` / ``training``).
+        summary: The method's summary; must hold ``stop_reason``.
+        out_dir: The run's output directory.
+        extra: More top-level entries of the report.
+
+    Returns:
+        The report written.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    summary = dict(summary)
+    save_masks(masks, out_dir / "mask.pth", metadata={"method": method, **summary})
+    report = {
+        "method": method,
+        "stop_reason": summary["stop_reason"],
+        **sparsity_report(dict(model.named_parameters()), masks=masks),
+        section: summary,
+        **dict(extra or {}),
+    }
+    groups = {name: g["prunable"]["sparsity"] for name, g in report["groups"].items()
+              if g["prunable"]["numel"] > 0}
+    plot_group_sparsity(
+        groups,
+        out_dir / "sparsity_groups.png",
+        f"{method}: sparsity per group\noverall "
+        f"{100 * report['prunable']['sparsity']:.1f}% of prunable weights, "
+        f"{100 * report['all_params']['sparsity']:.1f}% of all parameters",
+    )
+    atomic.write_json(out_dir / "sparsity_report.json", report, indent=2)
+    logger.info(
+        f"sparsity artifacts: dir={out_dir} method={method} "
+        f"stop_reason={summary['stop_reason']} "
+        f"sparsity_prunable={report['prunable']['sparsity']:.4f} "
+        f"sparsity_all={report['all_params']['sparsity']:.4f}"
+    )
+    return report
+
+
+def write_search_artifacts(
+    model: torch.nn.Module, search: Mapping[str, Any], out_dir: Path
+) -> Dict[str, Any]:
+    """Artifacts of a finished MSRS mask search (recipe stage 8 output).
 
     Args:
         model: The ESPnet model with masked layers (not wrapped in DDP).
-        controller: Its :class:`MaskSearchController` (history, λ, ε).
+        search: :meth:`MSRSSearch.summary` (stop reason, history, λ, ε).
         out_dir: The search's output directory.
-        stop_reason: ``converged``, ``max_epoch`` or ``stopped``.
 
     Returns:
         The report written to ``sparsity_report.json``.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    epochs = list(controller.epochs)
-    search = {
-        "stop_reason": stop_reason,
-        "final_epoch": epochs[-1] if epochs else 0,
-        "epochs": epochs,
-        "sparsity_history": list(controller.history),
-        "epsilon": controller.epsilon,
-        "mask_penalty": controller.mask_penalty,
-        "min_search_epochs": controller.min_search_epochs,
-    }
-    masks = binary_masks(model)
-    tmp_mask = out_dir / "mask.pth.tmp"
-    save_masks(masks, tmp_mask, metadata=search)
-    os.replace(tmp_mask, out_dir / "mask.pth")
-    state = folded_state_dict(model)
-    state = type(state)(
-        (k, v) for k, v in state.items() if not k.startswith("msrs_controller.")
+    atomic.torch_save(folded_state_dict(model), out_dir / "init.pth")
+    histogram = plot_phi_histogram(model, out_dir / "phi_hist.png")
+    return write_sparsity_artifacts(
+        model, binary_masks(model), "search", "search", search, out_dir,
+        extra={"phi_histogram": histogram},
     )
-    _atomic_torch_save(state, out_dir / "init.pth")
-    report = model_sparsity_report(model)
-    report["search"] = search
-    report["phi_histogram"] = plot_phi_histogram(model, out_dir / "phi_hist.png")
-    groups = {name: g["prunable"]["sparsity"] for name, g in report["groups"].items()
-              if g["prunable"]["numel"] > 0}
-    plot_group_sparsity(
-        groups,
-        out_dir / "sparsity_groups.png",
-        f"MSRS sparsity per group\noverall {100 * report['prunable']['sparsity']:.1f}% "
-        f"of prunable weights, {100 * report['all_params']['sparsity']:.1f}% of all "
-        "parameters",
-    )
-    _atomic_write_text(json.dumps(report, indent=2), out_dir / "sparsity_report.json")
-    logger.info(
-        f"msrs mask search artifacts: dir={out_dir} stop_reason={stop_reason} "
-        f"epoch={search['final_epoch']} "
-        f"sparsity_prunable={report['prunable']['sparsity']:.4f} "
-        f"sparsity_all={report['all_params']['sparsity']:.4f}"
-    )
-    return report

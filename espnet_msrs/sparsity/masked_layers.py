@@ -16,7 +16,8 @@ Implements the mechanism of the MSRS mask optimisation (paper Sec. 2.1):
 
 The layers are mechanism only: no schedule, no penalty, no logging. The
 penalty ``λ·Σφ`` of eq. (7), which layers are masked and when the search
-stops live in :mod:`espnet_msrs.sparsity.policy` and the training code.
+stops live in :mod:`espnet_msrs.sparsity.selection` and
+:mod:`espnet_msrs.sparsity.msrs_search`.
 
 Precision:
     The mask product is computed in the parameter dtype with autocast
@@ -39,6 +40,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from typeguard import typechecked
+
+from espnet_msrs.compat import conv_forward
+
+#: Name of the mask-logit parameter φ of every masked layer.
+MASK_LOGITS = "mask_logits"
+
+
+def is_mask_logits(name: str) -> bool:
+    """Whether a parameter name is a mask logit φ (trained by ``--optim2``)."""
+    return name == MASK_LOGITS or name.endswith("." + MASK_LOGITS)
+
 
 DEFAULT_MASK_KWARGS: Dict[str, float] = {
     "mu": 1e-3,
@@ -511,7 +523,7 @@ class MaskedLinear(MaskedWeightMixin, nn.Linear):
 
 
 class _MaskedConvNd(MaskedWeightMixin):
-    """Shared forward of the masked convolutions (``nn.ConvNd._conv_forward``)."""
+    """Shared forward of the masked convolutions (``nn.ConvNd``'s, other weight)."""
 
     def _dense_kwargs(self) -> Dict[str, Any]:
         return module_dense_kwargs(self)  # type: ignore[arg-type]
@@ -525,9 +537,7 @@ class _MaskedConvNd(MaskedWeightMixin):
         Returns:
             (B, C_out, *spatial_out).
         """
-        return self._conv_forward(  # type: ignore[attr-defined]
-            input, self.effective_weight(), self.bias
-        )
+        return conv_forward(self, input, self.effective_weight(), self.bias)
 
 
 class MaskedConv1d(_MaskedConvNd, nn.Conv1d):

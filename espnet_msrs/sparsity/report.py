@@ -15,7 +15,8 @@ import torch
 from torch import nn
 
 from espnet_msrs.sparsity.masked_layers import MaskedWeightMixin
-from espnet_msrs.sparsity.policy import MASKED_CLASSES, binary_masks
+from espnet_msrs.sparsity.folding import binary_masks
+from espnet_msrs.sparsity.selection import MASKED_CLASSES
 
 _ENCODER_BLOCK = re.compile(r"^encoder\.encoders\.(\d+)\.")
 _DECODER_BLOCK = re.compile(r"^decoder\.decoders\.(\d+)\.")

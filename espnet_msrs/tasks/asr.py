@@ -1,42 +1,35 @@
-"""ESPnet ASR task with the MSRS procedure (MSRS paper, Algorithm 1).
+"""ESPnet ASR task of espnet_msrs: espnet2's ASRTask + sparse training.
 
 :class:`MSRSASRTask` is espnet2's :class:`ASRTask` plus:
 
-* ``--msrs_conf``: the MSRS phase of this run —
-
-  ``mode: none`` (default; plain ESPnet training: dense, LR-SMS, LayerScale,
-  or MSRS *dense* retraining from ``--init_param exp/.../init.pth``),
-  ``mode: search`` (mask search: every Linear/Conv weight matching
-  ``include`` and no ``exclude`` regex gets mask logits φ, eq. 3; the loss gets
-  ``λ·Σφ``; a second optimizer (``--optim2``/``--scheduler2``, no weight
-  decay, gradients clipped apart from θ's with the same ``--grad_clip``)
-  trains φ; the run stops when the binary sparsity is stable (or at
-  ``--max_epoch``) and writes ``mask.pth``, ``init.pth`` = θ_j ⊙ m*, a
-  sparsity report and plots),
-  ``mode: sparse`` (only weights with m* = 1 ever change; zeros stay exactly
-  zero, weight decay and optimizer state included), or
-  ``mode: grad_masked`` (MSRS Table 4, "dense with MSRS masks": the fixed
-  mask multiplies the gradients of a dense model);
+* ``--msrs_conf``: the sparse-training method of this run and the weights
+  it may mask (:mod:`espnet_msrs.sparsity.method_choices`): ``mode: none``
+  (default; plain ESPnet training: dense, LR-SMS, LayerScale, or MSRS *dense*
+  retraining from ``--init_param exp/.../init.pth``), ``search`` (MSRS mask
+  search), ``sparse`` / ``grad_masked`` (MSRS retraining with the searched
+  mask), ``set`` / ``rigl`` / ``gmp`` / ``chase`` (the baselines of MSRS
+  Table 4); ``include``/``exclude`` select the maskable weights;
 * ``--grad_norm_params``: stats key -> parameter regex whose gradient L2
   norm is reported every step (MSRS Fig. 1; default: the first linear of
   the first FFN of encoder block 0, as ``grad_norm_enc0_ffn``);
-* the :class:`MSRSTrainer` (mask-search stopping rule, artifacts, CPU bf16
+* ``model: msrs`` as the default model
+  (:class:`espnet_msrs.asr.espnet_model.MSRSESPnetModel`, ESPnet's ASR model
+  that owns the method and the monitor); a second optimizer
+  (``--optim2``/``--scheduler2``) for the MSRS mask logits φ, whose
+  gradients are clipped on their own with the same ``--grad_clip``;
+* :class:`MSRSTrainer` (the method's epoch hooks and artifacts, CPU bf16
   autocast for ``--use_amp``).
 
-Numbers in ``--msrs_conf`` given on the command line are converted
-(``--msrs_conf mask_penalty=1e-5`` reaches PyYAML as the string "1e-5").
-
-With ``mode: none`` the task trains exactly like espnet2's ASRTask (the second
-optimizer options exist but are unused).  ESPnet's DDP, AMP, resume and
-multi-node options pass through unchanged.  The masks never reach the final
-model: sparse/grad-masked runs keep plain ESPnet parameters (masks are applied
-by hooks), and a search writes ``init.pth`` with masks folded in.
+With ``mode: none`` the task trains exactly like espnet2's ASRTask (the
+second optimizer options exist but are unused).  ESPnet's DDP, AMP, resume
+and multi-node options pass through unchanged.  The final model is a plain
+ESPnet model (no masks, no method state): see ``MSRSESPnetModel``.
 """
 
 import argparse
 import inspect
 import logging
-from typing import Dict, List
+from typing import List
 
 import torch
 
@@ -49,161 +42,30 @@ from espnet2.tasks.abs_task import optim_classes  # noqa: E402
 from espnet2.tasks.asr import ASRTask  # noqa: E402
 from espnet2.utils.nested_dict_action import NestedDictAction  # noqa: E402
 
-from espnet_msrs.lowrank.lowrank_linear import espnet_init
-from espnet_msrs.sparsity.controller import MaskSearchController
-from espnet_msrs.sparsity.policy import (
-    FixedMaskHooks,
-    apply_masks,
-    load_masks,
-    masked_modules,
-)
-from espnet_msrs.train.av_preprocessor import check_av_packing
-from espnet_msrs.train.grad_norm import (
+from espnet_msrs.asr.espnet_model import MSRSESPnetModel  # noqa: E402
+from espnet_msrs.lowrank.lowrank_linear import espnet_init  # noqa: E402
+from espnet_msrs.sparsity.masked_layers import is_mask_logits  # noqa: E402
+from espnet_msrs.sparsity.method_choices import MODES, build_sparse_method  # noqa: E402
+from espnet_msrs.train.av_preprocessor import check_av_packing  # noqa: E402
+from espnet_msrs.train.grad_norm import (  # noqa: E402
     DEFAULT_GRAD_NORM_PARAMS,
-    GradNormMonitor,
     default_grad_norm_params,
 )
-from espnet_msrs.train.msrs_trainer import MSRSTrainer
-from espnet_msrs.utils.safe_load import check_init_params
+from espnet_msrs.train.msrs_trainer import MSRSTrainer  # noqa: E402
+from espnet_msrs.utils.safe_load import check_init_params  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
-MSRS_MODES = ("none", "search", "sparse", "grad_masked")
-MSRS_DEFAULTS = dict(
-    mode="none",
-    include=[".*"],
-    exclude=[],
-    mu=1e-3,
-    rho=5e-4,
-    varsigma=1e-8,
-    tau_forward=1e5,
-    tau_backward=1.0,
-    mask_penalty=2e-10,
-    epsilon=0.01,
-    min_search_epochs=2,
-    mask_file=None,
-)
-_MASK_KWARGS = ("mu", "rho", "varsigma", "tau_forward", "tau_backward")
-
-
-_FLOAT_KEYS = ("mu", "rho", "varsigma", "tau_forward", "tau_backward",
-               "mask_penalty", "epsilon")
-
-
-def msrs_options(conf: Dict) -> Dict:
-    """``--msrs_conf`` merged with defaults and validated.
-
-    Numbers given as strings (PyYAML reads ``1e-4`` without a dot as a
-    string) are converted.
-
-    Raises:
-        ValueError: Unknown key, bad mode, a non-numeric number, or a
-            sparse/grad-masked run without ``mask_file``.
-    """
-    unknown = sorted(set(conf) - set(MSRS_DEFAULTS))
-    if unknown:
-        raise ValueError(
-            f"msrs_conf: unknown key(s) {unknown}; allowed: {sorted(MSRS_DEFAULTS)}"
-        )
-    opts = {**MSRS_DEFAULTS, **conf}
-    if opts["mode"] not in MSRS_MODES:
-        raise ValueError(
-            f"msrs_conf.mode={opts['mode']!r}; allowed: {list(MSRS_MODES)}"
-        )
-    for key in _FLOAT_KEYS:
-        try:
-            opts[key] = float(opts[key])
-        except (TypeError, ValueError):
-            raise ValueError(f"msrs_conf.{key}={opts[key]!r} is not a number")
-    try:
-        opts["min_search_epochs"] = int(opts["min_search_epochs"])
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"msrs_conf.min_search_epochs={opts['min_search_epochs']!r} is not an "
-            "integer"
-        )
-    if opts["mode"] in ("sparse", "grad_masked") and not opts["mask_file"]:
-        raise ValueError(
-            f"msrs_conf.mode={opts['mode']} needs msrs_conf.mask_file (the "
-            "mask.pth written by the mask search)"
-        )
-    for key in ("include", "exclude"):
-        if isinstance(opts[key], str):
-            opts[key] = [opts[key]]
-    return opts
-
-
-def install_msrs(model: torch.nn.Module, args: argparse.Namespace) -> None:
-    """Apply the run's MSRS phase and monitors to a freshly built model."""
-    opts = msrs_options(getattr(args, "msrs_conf", None) or {})
-    mode = opts["mode"]
-    prebuilt = masked_modules(model)
-    if prebuilt and mode in ("sparse", "grad_masked"):
-        raise ValueError(
-            f"msrs_conf.mode={mode} retrains plain layers, but the model has masked "
-            f"layers from its encoder_conf/decoder_conf (e.g. {next(iter(prebuilt))}); "
-            "use *_linear: dense for retraining"
-        )
-    if prebuilt and mode == "none":
-        # Masked linears chosen in encoder_conf/decoder_conf (*_linear: masked)
-        # are a mask search over those layers: they get the λ·Σφ penalty, the
-        # φ optimizer and the stopping rule like msrs_conf.mode=search.
-        logger.info(
-            f"msrs: {len(prebuilt)} masked layers from the model config; running "
-            "a mask search over them (msrs_conf.mode=search semantics)"
-        )
-        MaskSearchController(
-            mask_penalty=opts["mask_penalty"],
-            epsilon=opts["epsilon"],
-            min_search_epochs=opts["min_search_epochs"],
-        ).attach(model)
-    elif mode == "search":
-        names = apply_masks(
-            model,
-            include=opts["include"],
-            exclude=opts["exclude"],
-            **{k: opts[k] for k in _MASK_KWARGS},
-        )
-        logger.info(f"msrs mask search: masked_weights={len(names)}")
-        MaskSearchController(
-            mask_penalty=opts["mask_penalty"],
-            epsilon=opts["epsilon"],
-            min_search_epochs=opts["min_search_epochs"],
-        ).attach(model)
-    elif mode in ("sparse", "grad_masked"):
-        masks = load_masks(opts["mask_file"])
-        hooks = FixedMaskHooks(model, masks, mode)
-        # plain attribute (not a Module): build_optimizers attaches it.
-        object.__setattr__(model, "_msrs_fixed_mask_hooks", hooks)
-        if mode == "sparse":
-            model.register_forward_pre_hook(_zero_masked_weights_once)
-        logger.info(
-            f"msrs {mode} training: masks={len(masks)} from {opts['mask_file']}"
-        )
-    groups = getattr(args, "grad_norm_params", None)
-    if groups is None:
-        groups = default_grad_norm_params(model)
-    if groups:
-        monitor = GradNormMonitor(model, groups)
-        object.__setattr__(model, "_msrs_grad_norm_monitor", monitor)
-
-
-def _zero_masked_weights_once(model, inputs):
-    """Sparse mode: weights loaded after build (``--init_param``) are re-masked
-    before the first forward, so even step 0 sees exact zeros."""
-    hooks = getattr(model, "_msrs_fixed_mask_hooks", None)
-    if hooks is not None and not getattr(hooks, "_zeroed_at_start", False):
-        hooks.zero_masked_weights()
-        hooks._zeroed_at_start = True
-    return None
+#: Registered name of MSRSESPnetModel in espnet2's model choices.
+MODEL_NAME = "msrs"
 
 
 class PhiGradClipper:
     """Step pre-hook of the φ optimizer: clips the mask-logit gradients alone.
 
     ESPnet clips the gradients it sees (θ only, see
-    :class:`espnet_msrs.train.msrs_trainer.TrainingView`) before the
-    optimizers step; this hook clips φ's gradients to the same
+    :func:`espnet_msrs.compat.clipped_parameters_view`) before the optimizers
+    step; this hook clips φ's gradients to the same
     ``--grad_clip``/``--grad_clip_type`` right before the φ optimizer steps
     (after AMP un-scaling).  If their norm is not finite, φ's gradients are
     dropped so the φ optimizer skips this step.
@@ -258,12 +120,12 @@ def build_msrs_optimizers(
     The θ optimizer gets every parameter but the mask logits, in the model's
     parameter order (so a search with inert masks trains θ exactly like a
     dense run); the φ optimizer gets the mask logits with weight decay 0.
-    Neither draws random numbers.  Fixed-mask runs (sparse) attach their
-    masks to the optimizer so pruned weights stay exactly zero.
+    Neither draws random numbers.  The model's sparse-training method then
+    attaches its step hooks (exact zeros, mask updates, direct penalty).
     """
     if getattr(args, "sharded_ddp", False):
         raise ValueError("--sharded_ddp is not supported by espnet_msrs tasks")
-    phi = [p for n, p in model.named_parameters() if n.endswith("mask_logits")]
+    phi = [p for n, p in model.named_parameters() if is_mask_logits(n)]
     optim_class = optim_classes.get(args.optim)
     if optim_class is None:
         raise ValueError(f"--optim must be one of {list(optim_classes)}: {args.optim}")
@@ -309,15 +171,14 @@ def build_msrs_optimizers(
             PhiGradClipper(phi, args.grad_clip, args.grad_clip_type)
         )
         optimizers.append(optim2)
-    hooks = getattr(model, "_msrs_fixed_mask_hooks", None)
-    if hooks is not None:
-        for o in optimizers:
-            hooks.attach_optimizer(o)
+    method = getattr(model, "sparse_method", None)
+    if method is not None:
+        method.attach_optimizers(optimizers)
     return optimizers
 
 
 class MSRSASRTask(ASRTask):
-    """espnet2 ASRTask + MSRS phases (search / sparse / grad-masked)."""
+    """espnet2 ASRTask + sparse training (MSRS and the Table 4 baselines)."""
 
     num_optimizers: int = 2
     trainer = MSRSTrainer
@@ -326,6 +187,8 @@ class MSRSASRTask(ASRTask):
     def add_task_arguments(cls, parser: argparse.ArgumentParser):
         super().add_task_arguments(parser)
         add_msrs_arguments(parser)
+        # The model of this task (a YAML's `model:` still wins).
+        parser.set_defaults(model=MODEL_NAME)
 
     @classmethod
     def required_data_names(cls, train: bool = True, inference: bool = False):
@@ -358,11 +221,32 @@ class MSRSASRTask(ASRTask):
 
     @classmethod
     def build_model(cls, args: argparse.Namespace):
+        """ESPnet's model (``model: msrs`` by default) set up for this run.
+
+        Raises:
+            ValueError: A bad ``--msrs_conf``, or a sparse-training mode or
+                ``--grad_norm_params`` with a model that is not ``msrs``.
+        """
         check_av_packing(args)  # front end and preprocessor agree (ValueError)
+        method, selection = build_sparse_method(
+            getattr(args, "msrs_conf", None), seed=getattr(args, "seed", 0)
+        )
         # Low-rank layers SVD-factorise a dense weight drawn with --init's scheme.
         with espnet_init(getattr(args, "init", None)):
             model = super().build_model(args)
-        install_msrs(model, args)
+        groups = getattr(args, "grad_norm_params", None)
+        if not isinstance(model, MSRSESPnetModel):
+            if method is not None or groups:
+                raise ValueError(
+                    f"msrs_conf.mode={method.name if method else 'none'} and "
+                    f"--grad_norm_params need model: {MODEL_NAME} (espnet2's ASR "
+                    f"model that owns them); got model: {args.model}"
+                )
+            return model
+        if groups is None:
+            groups = default_grad_norm_params(model)
+        model.setup_training(method, selection, seed=getattr(args, "seed", 0),
+                             grad_norm_params=groups)
         return model
 
     @classmethod
@@ -377,11 +261,14 @@ def add_msrs_arguments(parser: argparse.ArgumentParser) -> None:
         "--msrs_conf",
         action=NestedDictAction,
         default=dict(),
-        help="MSRS phase of this run: mode (none|search|sparse|grad_masked), "
-        "include/exclude (parameter-name regexes of prunable Linear/Conv "
-        "weights), mu, rho, varsigma (eq. 3), tau_forward, tau_backward, "
-        "mask_penalty (lambda, eq. 7), epsilon, min_search_epochs, mask_file. "
-        f"Defaults: {MSRS_DEFAULTS}",
+        help="Sparse training of this run: mode (one of "
+        f"{'|'.join(MODES)}), include/exclude (parameter-name regexes of "
+        "maskable Linear/Conv weights), and the mode's options: search: mu, rho, "
+        "varsigma (eq. 3), tau_forward, tau_backward, mask_penalty (lambda), "
+        "penalty_mode (loss: eq. 7, lambda*sum(phi) in the loss | direct: eq. 5, "
+        "phi -= lambda after each phi step), epsilon, min_search_epochs; "
+        "sparse/grad_masked: mask_file; set/rigl/gmp/chase: "
+        "see espnet_msrs.sparsity.baselines",
     )
     group.add_argument(
         "--grad_norm_params",

@@ -4,11 +4,12 @@ MSRS Fig. 1 tracks the L2 gradient norm of "the first feed-forward layer in
 the encoder" to show exploding/vanishing gradients.  :class:`GradNormMonitor`
 keeps, for each named group of parameters (selected by regex), the L2 norm of
 their gradient as accumulated by backward (before ESPnet's gradient clipping,
-after un-doing AMP loss scaling; under DDP the rank's local gradient), and adds
-it to the stats of the *next* training forward call (ESPnet registers stats
-right after forward, before backward), so the value reported at step k is the
-norm of step k−1 (the first step of a run reports none).  It stays a 0-dim
-tensor on the device: no host sync in the training step.
+after un-doing AMP loss scaling; under DDP the rank's local gradient).  Its
+owner, :class:`espnet_msrs.asr.espnet_model.MSRSESPnetModel`, adds
+:meth:`GradNormMonitor.norms` to the stats of the *next* training forward
+(ESPnet registers stats right after forward, before backward), so the value
+reported at step k is the norm of step k−1 (the first step of a run reports
+none).  It stays a 0-dim tensor on the device: no host sync in the step.
 
 The default group (:func:`default_grad_norm_params`) is the first linear
 (``w_1``) of the first feed-forward module of encoder block 0 — the macaron
@@ -21,7 +22,7 @@ from typing import Any, Dict, Mapping, Optional
 
 import torch
 
-from espnet_msrs.sparsity.controller import stat_like
+from espnet_msrs.compat import loss_scale
 
 _FFN_W1 = r"^encoder\.encoders\.0\.{ffn}\.w_1\.(.+\.)?(weight|bias)$"
 
@@ -84,7 +85,6 @@ class GradNormMonitor:
                         self._make_hook(key, name)
                     )
                 )
-        self.handles.append(model.register_forward_hook(self._report))
 
     def set_scaler(self, scaler: Optional[Any]) -> None:
         """AMP ``GradScaler`` whose scale is divided out (None or disabled: no-op)."""
@@ -92,16 +92,12 @@ class GradNormMonitor:
             scaler = None
         self.scaler = scaler
 
-    def _scale(self) -> Optional[torch.Tensor]:
-        scale = getattr(self.scaler, "_scale", None) if self.scaler else None
-        return scale
-
     def _make_hook(self, key: str, name: str):
         def hook(param: torch.Tensor) -> None:
             if param.grad is None:
                 return
             norm_sq = param.grad.detach().float().square().sum()
-            scale = self._scale()
+            scale = loss_scale(self.scaler)
             if scale is not None:
                 norm_sq = norm_sq / scale.to(norm_sq.device).float().square()
             self.norms_sq[key][name] = norm_sq
@@ -115,22 +111,6 @@ class GradNormMonitor:
             if parts:
                 out[key] = torch.stack(list(parts.values())).sum().sqrt()
         return out
-
-    def _report(self, model, inputs, output):
-        if not model.training:
-            return output
-        norms = self.norms()
-        if not norms:
-            return output
-        if isinstance(output, dict) and "stats" in output:
-            weight = output.get("weight")
-            norms = {k: stat_like(v, weight) for k, v in norms.items()}
-            return dict(output, stats={**output["stats"], **norms})
-        if isinstance(output, tuple) and len(output) == 3:
-            loss, stats, weight = output
-            norms = {k: stat_like(v, weight) for k, v in norms.items()}
-            return loss, {**stats, **norms}, weight
-        return output
 
     def remove(self) -> None:
         for handle in self.handles:

@@ -1,24 +1,28 @@
-"""ESPnet Trainer with the MSRS mask-search stopping rule (MSRS Algorithm 1).
+"""ESPnet Trainer that calls the model's sparse-training hooks.
 
 Only these hooks differ from espnet2's :class:`Trainer`:
 
-* after each epoch's validation, the model's :class:`MaskSearchController`
-  records the binary-mask sparsity (its history is a buffer of the model, so
-  the checkpoint ESPnet writes right after holds it);
-* at the start of the next epoch, if the controller says the mask is stable,
-  training stops (:class:`MaskSearchConverged`, caught here), and the search
-  artifacts (``mask.pth``, ``init.pth``, ``sparsity_report.json``, plots) are
-  written to the output directory by rank 0.  A ``--resume true`` of a
-  converged run stops at once and rewrites the same artifacts; a search that
-  reaches ``--max_epoch`` writes them too (``stop_reason: max_epoch``);
+* the model's sparse-training method
+  (:class:`espnet_msrs.sparsity.sparse_method.SparseMethod`, owned by
+  :class:`espnet_msrs.asr.espnet_model.MSRSESPnetModel`) is started before
+  the first epoch (``start``: after ``--init_param``, before ``--resume``),
+  asked at the start of every epoch whether to train it (``epoch_start``:
+  the MSRS search's ε rule; a reason ends the run there, before the epoch),
+  and, when training ends, asked why (``end_training``) and told to write
+  its artifacts (``mask.pth``, ``sparsity_report.json``, plots; MSRS search
+  also ``init.pth``) into the output directory by rank 0.  A ``--resume
+  true`` of a converged search stops at once and rewrites the same
+  artifacts;
 * ESPnet's gradient clipping (and gradient noise) sees θ only: in a search
   the mask logits φ are clipped on their own by their optimizer, so inert
-  masks (λ = 0, φ ≫ 0) train θ bit for bit like a dense run;
+  masks (λ = 0, φ ≫ 0) train θ bit for bit like a dense run
+  (:func:`espnet_msrs.compat.clipped_parameters_view`);
 * ``--use_amp true`` with ``--ngpu 0`` runs the forward passes under CPU
   autocast in bfloat16 (ESPnet's own AMP uses ``torch.cuda.amp`` and is a
   silent no-op on CPU); on CUDA ESPnet's AMP is used unchanged;
-* the gradient-norm monitor (``--grad_norm_params``) is told the AMP loss
-  scale, and the train tensorboard writer is flushed at the end of the run;
+* the model's gradient-norm monitor is told the AMP loss scale, and the train
+  tensorboard writer is flushed at every epoch start and at the end of the
+  run (ESPnet never closes it);
 * ``environment.json`` (versions, git revision, host, command line) is
   written into the output directory at the start (rank 0);
 * schedulers stated in epochs (``scheduler_conf: {warmup_epochs: 5, ...}``)
@@ -27,11 +31,11 @@ Only these hooks differ from espnet2's :class:`Trainer`:
 * a checkpoint truncated by a kill during ESPnet's save is healed before
   ESPnet resumes (rank 0; :mod:`espnet_msrs.train.checkpoint_recovery`).
 
-Without a controller (dense, low-rank, sparse or grad-masked runs) the
-search hooks do nothing and, in fp32, training is exactly espnet2's.
+Without a sparse-training method (dense, low-rank runs) the hooks do
+nothing and, in fp32, training is exactly espnet2's.
 """
 
-import json
+import dataclasses
 import logging
 import os
 import platform
@@ -41,63 +45,49 @@ from pathlib import Path
 from typing import Any, List, Optional
 
 import torch
-from espnet2.train.trainer import Trainer
+from espnet2.train.trainer import Trainer, TrainerOptions
 
-from espnet_msrs.schedulers.abs_epoch_sized_scheduler import resolve_epoch_schedules
-from espnet_msrs.sparsity.controller import MaskSearchConverged, find_controller
+from espnet_msrs.compat import clipped_parameters_view
+from espnet_msrs.sparsity.masked_layers import is_mask_logits
 from espnet_msrs.train import checkpoint_recovery
+from espnet_msrs.schedulers.abs_epoch_sized_scheduler import (
+    optimizer_steps_per_epoch,
+    resolve_epoch_schedules,
+)
+from espnet_msrs.utils import atomic
 
 logger = logging.getLogger(__name__)
 
 #: Autocast dtype of ``--use_amp true`` on CPU.
 CPU_AMP_DTYPE = torch.bfloat16
 
-# The train tensorboard writer of the running training (ESPnet never closes
-# it): flushed at every epoch start and at the end of the run.
-_train_writers: List[Any] = []
+
+class StopTraining(Exception):
+    """Raised at the start of an epoch the sparse-training method declines."""
+
+    def __init__(self, reason: str, epoch: int):
+        super().__init__(f"training stopped before epoch {epoch}: {reason}")
+        self.reason = reason
+        self.epoch = epoch
 
 
-class TrainingView(torch.nn.Module):
-    """The model as ESPnet's training/validation loop sees it.
+@dataclasses.dataclass
+class MSRSTrainerOptions(TrainerOptions):
+    """ESPnet's trainer options + the run's train tensorboard writers."""
 
-    * ``parameters()`` leaves out the mask logits φ, so ESPnet's gradient
-      clipping (and ``--grad_noise``) act on θ exactly as in a dense run; φ is
-      clipped on its own by its optimizer (see
-      :func:`espnet_msrs.tasks.asr.build_msrs_optimizers`).
-    * with ``autocast_dtype``, the forward runs under ``torch.autocast("cpu")``
-      (only the forward: backward runs in the dtypes autocast chose, as torch
-      recommends).
-
-    Args:
-        module: The (possibly DDP-wrapped) model.
-        autocast_dtype: CPU autocast dtype, or None for no autocast.
-    """
-
-    def __init__(self, module: torch.nn.Module,
-                 autocast_dtype: Optional[torch.dtype] = None):
-        super().__init__()
-        self.module = module
-        self.autocast_dtype = autocast_dtype
-        self._phi_ids = {
-            id(p) for n, p in module.named_parameters() if n.endswith("mask_logits")
-        }
-
-    def parameters(self, recurse: bool = True):
-        for param in self.module.parameters(recurse):
-            if id(param) not in self._phi_ids:
-                yield param
-
-    def forward(self, *args, **kwargs):
-        if self.autocast_dtype is None:
-            return self.module(*args, **kwargs)
-        with torch.autocast(device_type="cpu", dtype=self.autocast_dtype):
-            return self.module(*args, **kwargs)
+    train_summary_writers: List[Any] = dataclasses.field(default_factory=list)
 
 
 def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The model inside DDP / DataParallel wrappers."""
     while hasattr(model, "module") and isinstance(model.module, torch.nn.Module):
         model = model.module
     return model
+
+
+def sparse_method_of(model: torch.nn.Module):
+    """The sparse-training method the (possibly wrapped) model owns, or None."""
+    return getattr(_unwrap(model), "sparse_method", None)
 
 
 def _autocast_dtype(options) -> Optional[torch.dtype]:
@@ -141,11 +131,18 @@ def write_environment(output_dir: Path) -> None:
         "cwd": os.getcwd(),
     }
     output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / "environment.json").write_text(json.dumps(env, indent=2) + "\n")
+    atomic.write_json(output_dir / "environment.json", env, indent=2)
 
 
 class MSRSTrainer(Trainer):
-    """espnet2 Trainer + the MSRS mask-search stopping criterion."""
+    """espnet2 Trainer + the sparse-training method's hooks (see module doc)."""
+
+    @classmethod
+    def build_options(cls, args) -> MSRSTrainerOptions:
+        options = super().build_options(args)
+        return MSRSTrainerOptions(
+            **{f.name: getattr(options, f.name) for f in dataclasses.fields(options)}
+        )
 
     @classmethod
     def run(cls, model, optimizers, schedulers, train_iter_factory,
@@ -164,10 +161,14 @@ class MSRSTrainer(Trainer):
         # Schedules stated in epochs (scheduler_conf warmup_epochs, ...) get
         # this run's optimizer steps per epoch (before --resume loads them).
         resolve_epoch_schedules(schedulers, train_iter_factory, trainer_options)
-        controller = find_controller(model)
-        if controller is not None:
-            controller.start()
-        _train_writers.clear()
+        method = sparse_method_of(model)
+        if method is not None:
+            steps_per_epoch = None
+            if method.needs_steps_per_epoch:
+                _, steps_per_epoch = optimizer_steps_per_epoch(
+                    train_iter_factory, trainer_options.accum_grad
+                )
+            method.start(_unwrap(model), steps_per_epoch, trainer_options.max_epoch)
         try:
             super().run(
                 model=model,
@@ -179,26 +180,18 @@ class MSRSTrainer(Trainer):
                 trainer_options=trainer_options,
                 distributed_option=distributed_option,
             )
-        except MaskSearchConverged as stop:
+        except StopTraining as stop:
             logger.info(str(stop))
         finally:
-            for writer in _train_writers:
+            for writer in getattr(trainer_options, "train_summary_writers", []):
                 writer.flush()
-            _train_writers.clear()
             if _is_rank0(distributed_option):
                 checkpoint_recovery.recover_checkpoint(output_dir)
-        if controller is None:
+        if method is None:
             return
-        if controller.converged:
-            stop_reason = "converged"
-        elif controller.last_epoch >= trainer_options.max_epoch:
-            stop_reason = "max_epoch"
-        else:  # ESPnet's early stopping or an epoch of invalid gradients
-            stop_reason = "stopped"
+        stop_reason = method.end_training()
         if _is_rank0(distributed_option):
-            from espnet_msrs.sparsity.artifacts import write_search_artifacts
-
-            write_search_artifacts(_unwrap(model), controller, output_dir, stop_reason)
+            method.write_artifacts(_unwrap(model), output_dir, stop_reason)
         if distributed_option.distributed:
             torch.distributed.barrier()
 
@@ -207,22 +200,19 @@ class MSRSTrainer(Trainer):
                         scaler, summary_writer, options, distributed_option) -> bool:
         if summary_writer is not None:
             summary_writer.flush()  # the previous epoch's summaries
-            if summary_writer not in _train_writers:
-                _train_writers.append(summary_writer)
-        controller = find_controller(model)
-        if controller is not None and controller.converged:
-            last = controller.last_epoch
-            current = controller.sparsity_at(last)
-            delta = current - controller.sparsity_at(last - 1)
-            raise MaskSearchConverged(
-                f"msrs mask search converged: epoch={last} sparsity={current:.4f} "
-                f"delta={delta:+.4f} epsilon={controller.epsilon}"
-            )
-        monitor = getattr(_unwrap(model), "_msrs_grad_norm_monitor", None)
+            writers = getattr(options, "train_summary_writers", None)
+            if writers is not None and summary_writer not in writers:
+                writers.append(summary_writer)
+        method = sparse_method_of(model)
+        if method is not None:
+            reason = method.epoch_start(reporter.epoch)
+            if reason is not None:
+                raise StopTraining(reason, reporter.epoch)
+        monitor = getattr(_unwrap(model), "grad_norm_monitor", None)
         if monitor is not None:
             monitor.set_scaler(scaler)
         return super().train_one_epoch(
-            model=TrainingView(model, _autocast_dtype(options)),
+            model=clipped_parameters_view(model, is_mask_logits, _autocast_dtype(options)),
             optimizers=optimizers,
             schedulers=schedulers,
             iterator=iterator,
@@ -237,14 +227,11 @@ class MSRSTrainer(Trainer):
     def validate_one_epoch(cls, model, iterator, reporter, options,
                            distributed_option) -> None:
         super().validate_one_epoch(
-            model=TrainingView(model, _autocast_dtype(options)),
+            model=clipped_parameters_view(model, is_mask_logits, _autocast_dtype(options)),
             iterator=iterator,
             reporter=reporter,
             options=options,
             distributed_option=distributed_option,
         )
-        controller = find_controller(model)
-        if controller is not None:
-            controller.end_epoch(reporter.epoch)
         if _is_rank0(distributed_option):  # ESPnet saves the checkpoint next
             checkpoint_recovery.keep_previous_checkpoint(options.output_dir)

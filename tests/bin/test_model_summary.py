@@ -170,7 +170,7 @@ def test_checkpoint_sparsity_of_exact_zeros(tmp_path):
 
 
 def test_checkpoint_of_a_mask_search_uses_binary_masks(tmp_path):
-    from espnet_msrs.sparsity.policy import apply_masks
+    from espnet_msrs.sparsity.selection import apply_masks
 
     config, model = _tiny_model(tmp_path, "video")
     apply_masks(model, include=[r"^encoder\.encoders\.1\."])
@@ -194,8 +194,10 @@ def test_checkpoint_of_a_mask_search_uses_binary_masks(tmp_path):
     )
 
 
-def test_masked_layers_build_on_meta_and_are_not_counted(tmp_path):
-    config, cpu_model = _tiny_model(tmp_path, "audio", ffn_linear="masked", mhsa_linear="lowrank")
+def test_lowrank_layers_build_on_meta_like_on_cpu(tmp_path):
+    # MSRS masks are not part of a config's model (--msrs_conf applies them to
+    # a training run): a config builds plain or low-rank layers only.
+    config, cpu_model = _tiny_model(tmp_path, "audio", ffn_linear="lowrank", mhsa_linear="lowrank")
     meta_model, _, _ = build_model(config, vocab_size=10)
     assert [(n, p.shape) for n, p in meta_model.named_parameters()] == [
         (n, p.shape) for n, p in cpu_model.named_parameters()
@@ -205,9 +207,8 @@ def test_masked_layers_build_on_meta_and_are_not_counted(tmp_path):
     # legacy torch.Tensor(h, d_k) constructor, which ignores the device context.
     assert on_cpu and all(n.endswith(("pos_bias_u", "pos_bias_v")) for n in on_cpu)
     text = run_summary("--config", str(config), "--vocab_size", "10")
-    logits = sum(p.numel() for n, p in cpu_model.named_parameters() if n.endswith("mask_logits"))
-    assert f"mask_logits (training only, not counted): {logits:,d}" in text
-    assert total_of(text) == sum(p.numel() for p in cpu_model.parameters()) - logits
+    assert "mask_logits" not in text
+    assert total_of(text) == sum(p.numel() for p in cpu_model.parameters())
 
 
 def test_main_prints_total_last(tmp_path, capsys):

@@ -39,8 +39,10 @@ TINY = {"audio": "train_asr_tiny.yaml", "video": "train_vsr_tiny.yaml", "av": "t
 CROP = 32  # crop_size of the tiny configs
 LINEARS = {
     "dense": [],
-    # masked FFN linears; their mask logits are trained by the second optimizer
-    "masked": ["--encoder_conf", "ffn_linear=masked", "--optim2", "adamw",
+    # an MSRS search over the FFN linears (the one selection of --msrs_conf);
+    # their mask logits are trained by the second optimizer
+    "masked": ["--msrs_conf", "mode=search", "--msrs_conf", "include=feed_forward",
+               "--optim2", "adamw",
                "--optim2_conf", "lr=1.0e-3", "--optim2_conf", "weight_decay=0.0"],
     "lowrank": [
         "--encoder_conf", "mhsa_linear=lowrank", "--encoder_conf", "ffn_linear=lowrank",

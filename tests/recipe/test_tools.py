@@ -175,7 +175,7 @@ def test_average_checkpoints_uses_the_reporter_ranking(tmp_path):
 
 # ------------------------------------------------------------------- results
 def test_model_facts_counts_zeros_masks_and_ranks(tmp_path):
-    from espnet_msrs.sparsity.policy import save_masks
+    from espnet_msrs.sparsity.mask_file import save_masks
 
     w = torch.ones(4, 5)
     w[:2] = 0.0  # 10 zeros (pruned by the mask)

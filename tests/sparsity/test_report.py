@@ -6,7 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from espnet_msrs.sparsity.policy import apply_masks, masked_modules, strip_masks
+from espnet_msrs.sparsity.folding import strip_masks
+from espnet_msrs.sparsity.selection import apply_masks, masked_modules
 from espnet_msrs.sparsity.report import (
     format_report,
     group_of,

@@ -213,23 +213,6 @@ def train_killed(task, corpus, out, monkeypatch, kill_at_step, *extra):
 
 
 # ------------------------------------------------------------- task options
-def test_msrs_options_defaults_coercion_and_errors(task):
-    from espnet_msrs.tasks.asr import MSRS_DEFAULTS, msrs_options
-
-    opts = msrs_options({"mode": "search", "mask_penalty": "1e-4", "include": "enc"})
-    assert opts["mask_penalty"] == 1e-4 and opts["include"] == ["enc"]
-    assert opts["epsilon"] == MSRS_DEFAULTS["epsilon"] == 0.01
-    assert msrs_options({})["mode"] == "none"
-    with pytest.raises(ValueError, match="unknown key.*lambda"):
-        msrs_options({"lambda": 1.0})
-    with pytest.raises(ValueError, match="mode='prune'"):
-        msrs_options({"mode": "prune"})
-    with pytest.raises(ValueError, match="mask_file"):
-        msrs_options({"mode": "sparse"})
-    with pytest.raises(ValueError, match="msrs_conf.rho='x' is not a number"):
-        msrs_options({"rho": "x"})
-
-
 def _optim_args(**kw):
     import argparse
 
@@ -241,7 +224,7 @@ def _optim_args(**kw):
 
 
 def _masked_toy():
-    from espnet_msrs.sparsity.policy import apply_masks
+    from espnet_msrs.sparsity.selection import apply_masks
 
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.LayerNorm(4),
@@ -342,7 +325,7 @@ def test_search_sparsity_rises_and_stops_by_epsilon(search):
 
 
 def test_search_artifacts(task, corpus, search):
-    from espnet_msrs.sparsity.policy import load_mask_metadata, load_masks
+    from espnet_msrs.sparsity.mask_file import load_mask_metadata, load_masks
 
     masks = load_masks(search / "mask.pth")
     meta = load_mask_metadata(search / "mask.pth")
@@ -362,7 +345,7 @@ def test_search_artifacts(task, corpus, search):
 
     # init.pth = θ_j ⊙ m*, a plain ESPnet state dict
     assert set(init) == plain_model_keys(task, corpus, search)
-    assert not any("mask_logits" in k or "msrs_controller" in k for k in init)
+    assert not any("mask_logits" in k for k in init)
     for name, mask in masks.items():
         assert torch.equal(init[name], state[name] * mask), name
         assert torch.all(init[name][~mask] == 0)
@@ -477,7 +460,7 @@ def _decode_and_check_plain(task, corpus, out: Path, model_file: Path):
 
 
 def _masks(search):
-    from espnet_msrs.sparsity.policy import load_masks
+    from espnet_msrs.sparsity.mask_file import load_masks
 
     return load_masks(search / "mask.pth")
 
@@ -578,9 +561,13 @@ def test_inert_masks_with_zero_penalty_equal_dense_training(task, corpus):
         "--msrs_conf", "mu=10",
     )
     a, b = checkpoint(dense), checkpoint(search)
-    theta = {k: v for k, v in b["model"].items()
-             if not k.endswith("mask_logits") and not k.startswith("msrs_controller.")}
+    theta = {k: v for k, v in b["model"].items() if not k.endswith("mask_logits")}
     assert_nested_close(a["model"], theta, "model")
+    from espnet_msrs.sparsity.sparse_method import STATE_KEY
+
+    method_state = b["optimizers"][0].pop(STATE_KEY)  # only in checkpoint.pth
+    assert method_state["method"] == "search"
+    assert method_state["state"]["zeros_history"] == [0, 0]  # s_0, s_1
     assert_nested_close(a["optimizers"][0], b["optimizers"][0], "optim0")
     for epoch in (1, 2):
         for phase in ("train", "valid"):
@@ -621,9 +608,11 @@ def test_bf16_amp_search_and_sparse_retrain(task, corpus, search, caplog):
     for s_bf16, s_fp32 in zip(hist, fp32_hist[:3]):  # ... like in fp32
         assert abs(s_bf16 - s_fp32) < 5e-3
     assert report["stop_reason"] == "max_epoch"
-    # espnet2's n-best averaging works on search checkpoints (controller buffer)
+    # espnet2's n-best averaging of search checkpoints: θ and φ, nothing else
     averaged = torch.load(out / "valid.acc.ave_2best.pth", weights_only=True)
-    assert averaged["msrs_controller.zeros_history"].dtype == torch.int64
+    phi = {k for k in averaged if k.endswith(".mask_logits")}
+    assert len(phi) == 27
+    assert set(averaged) - phi == plain_model_keys(task, corpus, out)
     retrain = train(
         task, corpus, corpus["root"] / "amp_sparse", "--use_amp", "true",
         "--init_param", str(out / "init.pth"), "--msrs_conf", "mode=sparse",
@@ -649,7 +638,6 @@ DDP_DRIVER = textwrap.dedent(
 
     torch.set_num_threads(1)
     import espnet_msrs  # noqa: F401
-    from espnet_msrs.sparsity.controller import find_controller
     from espnet_msrs.tasks.asr import MSRSASRTask
     from espnet_msrs.train.msrs_trainer import MSRSTrainer
 
@@ -658,12 +646,13 @@ DDP_DRIVER = textwrap.dedent(
         @classmethod
         def run(cls, model, **kwargs):
             super().run(model=model, **kwargs)
-            c = find_controller(model)
+            c = model.sparse_method
             rank = torch.distributed.get_rank()
             out = kwargs["trainer_options"].output_dir
             torch.save(
                 {"model": model.state_dict(), "epochs": c.epochs,
                  "history": c.history, "converged": c.converged,
+                 "stop_reason": c.stop_reason,
                  "world_size": torch.distributed.get_world_size()},
                 f"{out}/rank{rank}.pth",
             )

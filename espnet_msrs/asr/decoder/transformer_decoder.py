@@ -1,5 +1,5 @@
-"""Transformer decoder with per-group dense / MSRS-masked / LR-SMS low-rank
-linears and optional LayerScale.
+"""Transformer decoder with per-group dense / LR-SMS low-rank linears and
+optional LayerScale.
 
 LR-SMS eq. 2 counts blocks inside the decoder on their own (b = 0 … B−1 over
 the decoder's B blocks); MHSA covers both self- and source-attention
@@ -7,30 +7,29 @@ projections, FFN both feed-forward linears.  Mechanism and policy are shared
 with :class:`espnet_msrs.asr.encoder.conformer_encoder.MSRSConformerEncoder`.
 """
 
-from typing import Dict, List, Optional, Union
+from typing import List, Union
 
 from espnet2.asr.decoder.transformer_decoder import TransformerDecoder
 from typeguard import typechecked
 
 from espnet_msrs.layers.layer_scale import apply_layer_scale
-from espnet_msrs.layers.linear_policy import convert_block_linears
+from espnet_msrs.layers.linear_groups import convert_block_linears
 from espnet_msrs.utils.signature import merge_init_signature
 
 
 class MSRSTransformerDecoder(TransformerDecoder):
-    """espnet2 Transformer decoder + LR-SMS / MSRS linears + LayerScale.
+    """espnet2 Transformer decoder + LR-SMS low-rank linears + LayerScale.
 
     Args:
         vocab_size: Output vocabulary size (given by ESPnet's task).
         encoder_output_size: Encoder width (given by ESPnet's task).
-        mhsa_linear: ``dense`` | ``lowrank`` | ``masked`` for self- and
+        mhsa_linear: ``dense`` | ``lowrank`` for self- and
             source-attention projections.
-        ffn_linear: ``dense`` | ``lowrank`` | ``masked`` for the FFN linears.
+        ffn_linear: ``dense`` | ``lowrank`` for the FFN linears.
         mhsa_alpha: α or [α_i, α_f] (eq. 2) for MHSA layers.
         ffn_alpha: α or [α_i, α_f] (eq. 2) for FFN layers.
         layer_scale: LayerScale on self-attention, source-attention and FFN.
         layer_scale_init: Its initial value.
-        mask_conf: Keyword arguments of :class:`MaskedLinear`.
         lowrank_init: ``svd`` or ``kaiming`` for ``lowrank`` groups (see the
             encoder).
         **kwargs: Every argument of espnet2's ``TransformerDecoder``.
@@ -47,7 +46,6 @@ class MSRSTransformerDecoder(TransformerDecoder):
         ffn_alpha: Union[float, List[float]] = 1.0,
         layer_scale: bool = False,
         layer_scale_init: float = 1e-4,
-        mask_conf: Optional[Dict] = None,
         lowrank_init: str = "svd",
         **kwargs,
     ):
@@ -56,7 +54,6 @@ class MSRSTransformerDecoder(TransformerDecoder):
             self.decoders,
             {"mhsa": mhsa_linear, "ffn": ffn_linear},
             {"mhsa": mhsa_alpha, "ffn": ffn_alpha},
-            mask_conf=mask_conf,
             where="decoder_conf",
             lowrank_init=lowrank_init,
         )

@@ -1,7 +1,8 @@
 """Tests of MSRSTransformerDecoder (``decoder: msrs_transformer``).
 
-espnet2's TransformerDecoder with dense / MSRS-masked / LR-SMS low-rank
-linears (eq. 2 counted over the decoder's own blocks) and LayerScale.
+espnet2's TransformerDecoder with dense / LR-SMS low-rank linears (eq. 2
+counted over the decoder's own blocks) and LayerScale, also with MSRS masks
+applied to its blocks by the one selection of --msrs_conf.
 """
 
 import io
@@ -13,7 +14,8 @@ from espnet2.asr.decoder.transformer_decoder import TransformerDecoder
 from espnet_msrs.asr.decoder.transformer_decoder import MSRSTransformerDecoder
 from espnet_msrs.lowrank.lowrank_linear import LowRankLinear
 from espnet_msrs.sparsity.masked_layers import MaskedLinear
-from espnet_msrs.sparsity.policy import FixedMaskHooks
+from espnet_msrs.sparsity.mask_state import MaskState
+from espnet_msrs.sparsity.selection import apply_masks
 
 VOCAB, D = 11, 16
 ESPNET_CONF = dict(
@@ -25,6 +27,7 @@ ESPNET_CONF = dict(
     self_attention_dropout_rate=0.0,
     src_attention_dropout_rate=0.0,
 )
+# "masked": dense linears of the blocks masked by --msrs_conf's selection
 LINEAR_TYPES = ["dense", "lowrank", "masked"]
 
 
@@ -32,15 +35,19 @@ def make_decoder(kind: str = "dense", seed: int = 0, **kwargs) -> MSRSTransforme
     torch.manual_seed(seed)
     conf = dict(ESPNET_CONF)
     conf.update(kwargs)
-    return MSRSTransformerDecoder(
+    linear = "dense" if kind == "masked" else kind
+    decoder = MSRSTransformerDecoder(
         VOCAB,
         D,
-        mhsa_linear=kind,
-        ffn_linear=kind,
+        mhsa_linear=linear,
+        ffn_linear=linear,
         mhsa_alpha=[0.25, 0.5],
         ffn_alpha=[0.5, 1.0],
         **conf,
     )
+    if kind == "masked":
+        apply_masks(decoder, include=[r"^decoders\."])
+    return decoder
 
 
 def batch(seed: int = 1):
@@ -99,7 +106,8 @@ def test_output_shape_lengths_and_types(kind):
         for name in ("linear_q", "linear_k", "linear_v", "linear_out"):
             assert type(getattr(attn, name)) is expected
     assert type(block.feed_forward.w_1) is expected
-    # output layer and embedding are never factorised or masked by the policy
+    # output layer and embedding are never factorised (nor masked here: the
+    # selection took the blocks only)
     assert type(decoder.output_layer) is torch.nn.Linear
     plan = decoder.linear_plan
     assert len(plan) == 2 * (8 + 2)  # 2 blocks x (2 x 4 MHSA + 2 FFN linears)
@@ -140,7 +148,7 @@ def test_masked_out_weights_stay_exactly_zero(kind):
         for name, p in decoder.named_parameters()
         if name.startswith("decoders.") and name.endswith("weight") and p.dim() == 2
     }
-    hooks = FixedMaskHooks(decoder, masks, "sparse")
+    hooks = MaskState(dict(decoder.named_parameters()), masks)
     opt = torch.optim.AdamW(decoder.parameters(), lr=1e-2, weight_decay=0.1)
     hooks.attach_optimizer(opt)
     params = dict(decoder.named_parameters())
@@ -168,7 +176,7 @@ def test_state_dict_round_trip(kind):
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        (dict(mhsa_linear="svd"), r"decoder_conf.*mhsa_linear='svd'.*allowed.*dense.*lowrank.*masked"),
+        (dict(mhsa_linear="svd"), r"decoder_conf.*mhsa_linear='svd'.*allowed.*dense.*lowrank"),
         (dict(ffn_linear="lowrank", ffn_alpha=[0.2, 1.2]), r"decoder_conf\.ffn_alpha.*outside \(0, 1\]"),
         (dict(mhsa_linear="lowrank", mhsa_alpha=-0.5), r"decoder_conf\.mhsa_alpha.*outside \(0, 1\]"),
         (dict(mhsa_linear="lowrank", mhsa_alpha=0.05), r"decoder_conf\.mhsa_alpha.*rank.*= 0.*alpha >= 0\.0625"),

@@ -1,10 +1,10 @@
 """Tests of MSRSConformerEncoder (``encoder: msrs_conformer``).
 
-espnet2's ConformerEncoder with dense / MSRS-masked / LR-SMS low-rank linears
-(LR-SMS eqs. 1-2, MSRS eqs. 3-8) and LayerScale, on tiny CPU sizes.
+espnet2's ConformerEncoder with dense / LR-SMS low-rank linears (LR-SMS
+eqs. 1-2) and LayerScale, also with MSRS masks (eqs. 3-8) applied by the one
+selection of --msrs_conf, on tiny CPU sizes.
 """
 
-import argparse
 import io
 
 import pytest
@@ -14,8 +14,9 @@ from espnet2.asr.encoder.conformer_encoder import ConformerEncoder
 from espnet_msrs.asr.encoder.conformer_encoder import MSRSConformerEncoder
 from espnet_msrs.lowrank.lowrank_linear import LowRankLinear
 from espnet_msrs.sparsity.masked_layers import MaskedLinear
-from espnet_msrs.sparsity.policy import FixedMaskHooks, folded_state_dict
-from espnet_msrs.tasks.asr import install_msrs
+from espnet_msrs.sparsity.folding import folded_state_dict
+from espnet_msrs.sparsity.mask_state import MaskState
+from espnet_msrs.sparsity.selection import MaskSelection, apply_masks
 
 IDIM, D = 8, 16
 ESPNET_CONF = dict(
@@ -33,6 +34,7 @@ ESPNET_CONF = dict(
     use_cnn_module=True,
     cnn_module_kernel=3,
 )
+# "masked": dense linears masked by the MSRS search's selection (--msrs_conf)
 LINEAR_TYPES = ["dense", "lowrank", "masked"]
 INPUT_LAYERS = ["linear", "conv2d"]
 
@@ -43,14 +45,18 @@ def make_encoder(
     torch.manual_seed(seed)
     conf = dict(ESPNET_CONF, input_layer=input_layer)
     conf.update(kwargs)
-    return MSRSConformerEncoder(
+    linear = "dense" if kind == "masked" else kind
+    encoder = MSRSConformerEncoder(
         IDIM,
-        mhsa_linear=kind,
-        ffn_linear=kind,
+        mhsa_linear=linear,
+        ffn_linear=linear,
         mhsa_alpha=[0.25, 0.5],
         ffn_alpha=0.5,
         **conf,
     )
+    if kind == "masked":
+        apply_masks(encoder)
+    return encoder
 
 
 def batch(lengths=(11, 7), seed: int = 1):
@@ -167,7 +173,7 @@ def test_masked_out_weights_stay_exactly_zero(kind):
         for name, p in encoder.named_parameters()
         if name.endswith("weight") and p.dim() == 2
     }
-    hooks = FixedMaskHooks(encoder, masks, "sparse")
+    hooks = MaskState(dict(encoder.named_parameters()), masks)
     opt = torch.optim.AdamW(encoder.parameters(), lr=1e-2, weight_decay=0.1)
     hooks.attach_optimizer(opt)
     params = dict(encoder.named_parameters())
@@ -233,13 +239,13 @@ def test_layer_scale_one_equals_espnet_and_small_init_shrinks_branches():
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        (dict(mhsa_linear="sparse"), r"encoder_conf.*mhsa_linear='sparse'.*allowed.*dense.*lowrank.*masked"),
+        (dict(mhsa_linear="sparse"), r"encoder_conf.*mhsa_linear='sparse'.*allowed.*dense.*lowrank"),
+        (dict(ffn_linear="masked"), r"ffn_linear='masked'.*masks are chosen by --msrs_conf"),
         (dict(ffn_linear="LowRank"), r"ffn_linear='LowRank'.*allowed"),
         (dict(ffn_linear="lowrank", ffn_alpha=1.5), r"encoder_conf\.ffn_alpha.*outside \(0, 1\]"),
         (dict(mhsa_linear="lowrank", mhsa_alpha=0.0), r"encoder_conf\.mhsa_alpha.*outside \(0, 1\]"),
         (dict(mhsa_linear="lowrank", mhsa_alpha=[0.1, 0.2, 0.3]), r"mhsa_alpha.*\[alpha_i, alpha_f\]"),
         (dict(mhsa_linear="lowrank", mhsa_alpha=0.01), r"encoder_conf\.mhsa_alpha.*rank.*= 0.*alpha >= 0\.0625"),
-        (dict(ffn_linear="masked", mask_conf={"temperature": 1.0}), r"unknown mask option.*temperature.*allowed"),
         (dict(ffn_linear="lowrank", positionwise_layer_type="conv1d"), r"encoder_conf.*ffn_linear='lowrank' matched no layer"),
         (dict(ffn_linear="lowrank", lowrank_init="xavier"), r"encoder_conf\.lowrank_init='xavier' is not allowed.*svd.*kaiming"),
     ],
@@ -252,15 +258,15 @@ def test_bad_config_raises_value_error(kwargs, match):
         MSRSConformerEncoder(IDIM, **own, **conf)
 
 
-def test_prunable_pattern_that_matches_nothing_raises():
-    """--msrs_conf include/exclude patterns must each match a prunable weight."""
+def test_maskable_pattern_that_matches_nothing_raises():
+    """--msrs_conf include/exclude patterns must each match a maskable weight."""
     encoder = make_encoder("dense")
     for key in ("include", "exclude"):
-        args = argparse.Namespace(
-            msrs_conf={"mode": "search", key: ["no_such_layer"]}, grad_norm_params={}
-        )
-        with pytest.raises(ValueError, match=rf"{key}.*'no_such_layer'.*prunable weights are"):
-            install_msrs(encoder, args)
+        with pytest.raises(
+            ValueError,
+            match=rf"msrs_conf.{key} pattern 'no_such_layer'.*maskable weights are",
+        ):
+            MaskSelection(**{key: ["no_such_layer"]}).select(encoder)
 
 
 # ----------------------------------------------- LR-SMS parameter counts

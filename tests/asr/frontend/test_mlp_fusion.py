@@ -122,7 +122,7 @@ def test_bad_config_and_input_raise():
 
 
 def test_msrs_masking_reaches_both_linears():
-    from espnet_msrs.sparsity.policy import apply_masks
+    from espnet_msrs.sparsity.selection import apply_masks
 
     fusion = _tiny().train()
     assert apply_masks(fusion) == ["fc1.weight", "fc2.weight"]

@@ -122,7 +122,7 @@ def test_bad_input_raises():
 
 
 def test_msrs_masking_reaches_every_conv_weight():
-    from espnet_msrs.sparsity.policy import apply_masks
+    from espnet_msrs.sparsity.selection import apply_masks
 
     frontend = _tiny()
     conv_weights = [

@@ -1,5 +1,9 @@
-"""One place that turns the linears of Conformer/Transformer blocks into
-dense, MSRS-masked or LR-SMS low-rank layers, by policy.
+"""Layer groups of Conformer/Transformer blocks, and making them LR-SMS low rank.
+
+``encoder_conf``/``decoder_conf``'s ``mhsa_linear``/``ffn_linear`` choose
+``dense`` or ``lowrank`` per group: the architecture.  Which weights a
+sparse-training method masks is not chosen here but by ``--msrs_conf``'s
+selection (:mod:`espnet_msrs.sparsity.selection`), the same for every method.
 
 Layer groups follow DESIGN §2 / LR-SMS paper §II:
 
@@ -16,9 +20,9 @@ separately) and ``B`` its number of blocks; ``r_l = int(α_l·min(m, n))``.
 The encoder/decoder classes build ESPnet's dense blocks first (so every weight
 is initialised exactly as ESPnet initialises the dense model) and then call
 :func:`convert_block_linears` from their constructor: the dense layer is the
-initialiser of its replacement (SVD for low rank, eq. 3 mask logits for MSRS).
-Choosing the type at build time keeps the YAML the single source of truth:
-any task that builds the model from its config gets the same architecture.
+initialiser of its low-rank replacement (SVD, LR-SMS eq. 1).  Choosing the
+type at build time keeps the YAML the single source of truth: any task that
+builds the model from its config gets the same architecture.
 """
 
 import logging
@@ -29,11 +33,11 @@ import torch
 
 from espnet_msrs.lowrank.lowrank_linear import LOWRANK_INITS, LowRankLinear
 from espnet_msrs.lowrank.rank_schedule import layer_alpha, layer_rank, parse_alpha
-from espnet_msrs.sparsity.masked_layers import MaskedLinear
+from espnet_msrs.sparsity.selection import replace_module
 
 logger = logging.getLogger(__name__)
 
-LINEAR_TYPES = ("dense", "lowrank", "masked")
+LINEAR_TYPES = ("dense", "lowrank")
 LINEAR_GROUPS = ("mhsa", "ffn")
 
 _GROUP_PATTERNS = {
@@ -52,12 +56,6 @@ def linear_group(name: str) -> Optional[str]:
     return None
 
 
-def _set_submodule(root: torch.nn.Module, name: str, module: torch.nn.Module):
-    parent_name, _, child = name.rpartition(".")
-    parent = root.get_submodule(parent_name) if parent_name else root
-    setattr(parent, child, module)
-
-
 def validate_linear_types(linear_types: Mapping[str, str], where: str) -> None:
     """Raise ValueError for an unknown group or linear type."""
     for group, kind in linear_types.items():
@@ -69,6 +67,12 @@ def validate_linear_types(linear_types: Mapping[str, str], where: str) -> None:
             raise ValueError(
                 f"{where}: {group}_linear={kind!r} is not a linear type; "
                 f"allowed: {LINEAR_TYPES}"
+                + (
+                    " (masks are chosen by --msrs_conf include/exclude, the same "
+                    "for every sparse-training method)"
+                    if kind == "masked"
+                    else ""
+                )
             )
 
 
@@ -96,17 +100,15 @@ def convert_block_linears(
     blocks: Sequence[torch.nn.Module],
     linear_types: Mapping[str, str],
     alphas: Mapping[str, Union[float, Sequence[float]]],
-    mask_conf: Optional[Mapping] = None,
     where: str = "encoder",
     lowrank_init: str = "svd",
 ) -> Dict[str, Dict[str, Union[str, int, Tuple[int, int]]]]:
-    """Replace the MHSA/FFN linears of ``blocks`` according to the policy.
+    """Make the MHSA/FFN linears of ``blocks`` low rank where asked.
 
     Args:
         blocks: The B blocks of one sub-model (e.g. ``encoder.encoders``).
-        linear_types: Group -> ``"dense"`` | ``"lowrank"`` | ``"masked"``.
+        linear_types: Group -> ``"dense"`` | ``"lowrank"``.
         alphas: Group -> α or [α_i, α_f] (used by ``"lowrank"`` groups only).
-        mask_conf: Keyword arguments of :class:`MaskedLinear` (μ, ρ, ς, τ_f, τ_b).
         where: Config key prefix used in error messages (``"encoder_conf"``).
         lowrank_init: Initialisation of ``"lowrank"`` layers: ``"svd"`` (LR-SMS
             eq. 1 from the dense layer ESPnet built) or ``"kaiming"`` (both
@@ -127,7 +129,6 @@ def convert_block_linears(
             f"{where}.lowrank_init={lowrank_init!r} is not allowed; expected one of "
             f"{LOWRANK_INITS}"
         )
-    mask_conf = dict(mask_conf or {})
     parsed = {
         group: parse_alpha(alphas.get(group, 1.0), f"{where}.{group}_alpha")
         for group in LINEAR_GROUPS
@@ -149,12 +150,10 @@ def convert_block_linears(
                 alpha_i, alpha_f = parsed[group]
                 alpha = layer_alpha(alpha_i, alpha_f, b, num_blocks)
                 rank = layer_rank(alpha, m, n, f"{where}.{group}_alpha")
-                _set_submodule(
+                replace_module(
                     block, name, LowRankLinear.from_linear(module, rank, lowrank_init)
                 )
                 entry["rank"] = rank
-            elif kind == "masked":
-                _set_submodule(block, name, MaskedLinear.from_dense(module, **mask_conf))
             plan[f"{b}.{name}"] = entry
     for group, kind in linear_types.items():
         if kind != "dense" and matched[group] == 0:
