@@ -182,3 +182,44 @@ def test_state_dict_round_trip_restores_masks_and_zeros():
         assert torch.equal(other.masks[name], mask)
         assert (dict(other_model.named_parameters())[name][~mask] == 0).all()
     assert other.sparsity() == state.sparsity()
+
+
+def _ranks_worker(rank, port, out):
+    import torch.distributed as dist
+
+    from espnet_msrs.sparsity.mask_state import check_same_on_ranks
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}",
+                            rank=rank, world_size=2)
+    try:
+        results = []
+        for differ in (False, True):
+            masks = {"a.weight": torch.tensor([[True, False], [True, True]]),
+                     "b.weight": torch.tensor([True, False, False])}
+            if differ and rank == 1:  # same count, other position
+                masks["b.weight"] = torch.tensor([False, True, False])
+            try:
+                check_same_on_ranks(masks, "rigl masks")
+                results.append("same")
+            except RuntimeError as e:
+                results.append(str(e))
+        torch.save(results, f"{out}/rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_masks_are_checked_across_two_gloo_ranks(tmp_path):
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(_ranks_worker, args=(port, str(tmp_path)), nprocs=2)
+    for rank in (0, 1):
+        same, differ = torch.load(tmp_path / f"rank{rank}.pt")
+        assert same == "same"
+        # every rank raises, naming the weight
+        assert "rigl masks: the binary masks differ between DDP ranks" in differ
+        assert "['b.weight']" in differ
