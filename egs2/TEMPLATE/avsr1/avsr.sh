@@ -11,7 +11,7 @@
 #    6 babble noise + noisy test sets (audio, av)   -> dump/noise, dump/raw/<test>_snr<snr>
 #    7 collect stats (ESPnet shape files)           -> exp/asr_stats_<modality>_<token>
 #    8 MSRS mask search (--method msrs)             -> exp/<tag>/mask_search
-#    9 (re)training                                 -> exp/<tag>/train
+#    9 (re)training; SET/RigL/GMP/CHASE train here  -> exp/<tag>/train
 #   10 checkpoint averaging                         -> exp/<tag>/train/<inference_asr_model>
 #   11 decoding (ESPnet beam search, CTC/attention) -> exp/<tag>/decode_<inference_tag>/<set>
 #   12 scoring: WER/CER per set and SNR             -> exp/<tag>/RESULTS.md, RESULTS.md
@@ -104,7 +104,10 @@ noise_num_utts=30    # Utterances summed into each babble noise.
 noise_seed=0         # Seed of the babble noise and of the mixing offsets.
 
 # Training
-method=msrs          # msrs | lr_sms | dense | layerscale.
+method=msrs          # msrs | lr_sms | dense | layerscale | set | rigl | gmp | chase (the last
+                     # four: sparse-training baselines of MSRS Table 4, stage 9 only).
+sparsity=0.4         # Target sparsity of set | rigl | gmp | chase over the masked weights
+                     # (MSRS Table 4: 0.4); their other options: --asr_args "--msrs_conf key=value".
 retrain_mode=sparse  # MSRS retraining: dense | sparse | grad_masked.
 asr_config=          # Training config (stage 9; MSRS: the retraining config).
 search_config=       # MSRS mask-search config (stage 8).
@@ -160,7 +163,8 @@ this file for the stages and for scaling out). Options (default):
   --snrs                    SNRs (dB) of the noisy test sets ("${snrs}")
   --noise_num_utts --noise_seed   babble noise (${noise_num_utts}, ${noise_seed})
  Training:
-  --method                  msrs | lr_sms | dense | layerscale (${method})
+  --method                  msrs | lr_sms | dense | layerscale | set | rigl | gmp | chase (${method})
+  --sparsity                target sparsity of set | rigl | gmp | chase (${sparsity})
   --retrain_mode            MSRS retraining: dense | sparse | grad_masked (${retrain_mode})
   --asr_config              training (MSRS: retraining) config
   --search_config           MSRS mask-search config
@@ -227,7 +231,7 @@ _one_of() {  # _one_of <option name> <value> <allowed...>
     exit 2
 }
 _one_of modality "${modality}" audio video av
-_one_of method "${method}" msrs lr_sms dense layerscale
+_one_of method "${method}" msrs lr_sms dense layerscale set rigl gmp chase
 _one_of retrain_mode "${retrain_mode}" dense sparse grad_masked
 _one_of token_type "${token_type}" bpe char word
 _one_of dist_launcher "${dist_launcher}" local torchrun slurm
@@ -754,24 +758,40 @@ if [ "${stage}" -le 9 ] && [ "${stop_stage}" -ge 9 ]; then
             grad_masked) _init=(--msrs_conf mode=grad_masked --msrs_conf "mask_file=${search_dir}/mask.pth") ;;
         esac
     fi
+    _bsig=()
+    case ${method} in
+        set|rigl|gmp|chase)
+            _init=(--msrs_conf "mode=${method}" --msrs_conf "sparsity=${sparsity}")
+            _bsig=("sparsity=${sparsity}") ;;
+    esac
     # MSRS dense/sparse retraining starts from init.pth (whose frontend the
     # search started from --init_frontend); every other run loads it here.
     if [ "${method}" != msrs ] || [ "${retrain_mode}" = grad_masked ]; then
         _init+=("${_frontend_init[@]}")
     fi
     marker=${train_dir}/.done
-    sig=$(_sig "${method}" "${retrain_mode}" "${asr_args}" "$(_fsig "${asr_config}")" "$(_msig "${_up[@]}")" "${_frontend_sig[@]}")
+    sig=$(_sig "${method}" "${retrain_mode}" "${asr_args}" "$(_fsig "${asr_config}")" "$(_msig "${_up[@]}")" "${_frontend_sig[@]}" "${_bsig[@]}")
     if _is_done "${marker}" "${sig}"; then
         log "Stage 9: training: done already (${train_dir})"
     else
         _what="training"
         [ "${method}" = msrs ] && _what="MSRS ${retrain_mode} retraining from ${search_dir}"
+        [ ${#_bsig[@]} -gt 0 ] && _what="${method} sparse training (sparsity ${sparsity})"
         log "Stage 9: ${_what}: ${dumpdir}/raw/${train_set} with ${asr_config} -> ${train_dir}"
         _prepare_train_dir "${train_dir}" "${sig}"
         _common_train_opts
         # shellcheck disable=SC2086
         _train "${train_dir}/train.log" "${train_dir}" "${_common[@]}" --config "${asr_config}" \
             "${_init[@]}" --output_dir "${train_dir}" ${asr_args}
+        if [ ${#_bsig[@]} -gt 0 ]; then
+            [ -f "${train_dir}/sparsity_report.json" ] || die "${method} training did not write ${train_dir}/sparsity_report.json; see ${train_dir}/train.log"
+            "${python}" - "${train_dir}/sparsity_report.json" <<'EOF' | while read -r line; do log "${line}"; done
+import json, sys
+r = json.load(open(sys.argv[1]))
+print(f"sparse training: sparsity_prunable={100 * r['prunable']['sparsity']:.1f}% "
+      f"sparsity_all={100 * r['all_params']['sparsity']:.1f}%")
+EOF
+        fi
         _mark_done "${marker}" "${sig}"
     fi
 fi
