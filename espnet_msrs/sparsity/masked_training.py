@@ -129,6 +129,8 @@ class MaskedTraining(SparseMethod):
             weights = {name: w.detach() for name, w in self.mask_state.params.items()}
             new = self.strategy.update(step, self.total_steps, weights,
                                        self.mask_state.masks, grads)
+            if step == self.total_steps:
+                new = self.strategy.final_masks(weights, new)
             changed = self.mask_state.set_masks(new)
             self.mask_updates += 1
             logger.info(
@@ -136,7 +138,20 @@ class MaskedTraining(SparseMethod):
                 f"pruned={changed['pruned']} grown={changed['grown']} "
                 f"sparsity={self.mask_state.sparsity():.4f}"
             )
-        if self._wants_dense_grad(step):
+            masks_changed = True
+        elif step == self.total_steps:
+            # the last step: final masks (e.g. CHASE back to its budget) go
+            # into the weights, so the last epoch's model file holds them
+            weights = {name: w.detach() for name, w in self.mask_state.params.items()}
+            changed = self.mask_state.set_masks(
+                self.strategy.final_masks(weights, self.mask_state.masks))
+            masks_changed = changed["pruned"] + changed["grown"] > 0
+        else:
+            masks_changed = False
+        # Gradients kept dense for this step, or masked with the masks before
+        # a change (pruned entries would keep them, and AdamW would write
+        # them into their moments), are masked with the current masks.
+        if masks_changed or self._wants_dense_grad(step):
             self.mask_state.mask_gradients()
 
     def _after_step(self, optimizer, args, kwargs) -> None:
