@@ -254,3 +254,37 @@ def test_fig2_report_orders_lambda(tmp_path):
     assert too_large["verdict"] == study.REPRODUCED and "best λ = 3e-07" in too_large["evidence"]
     assert (tmp_path / "fig2_lambda.png").is_file()
     assert "| 3e-05 | 2 + 6 | 45.0 [45.0–45.0] | 70.0 [70.0–70.0] |" in " ".join(lines)
+
+
+def test_lrsms_report_from_numbers_and_benchmark(tmp_path):
+    wer = {"full": 10.0, "a025": 14.0, "a012": 16.0, "mhsa012": 10.2, "ffn025": 12.0,
+           "linear": 10.5, "ffn050": 11.0}
+    rows = []
+    for seed in (1, 2):
+        for key, value in wer.items():
+            rows.append(_row(f"asr_lr_{key}_s{seed}", study.LR_ROWS[key][0], seed,
+                             value + 0.1 * seed, depth=6, wer_sets={"test": value}))
+        for key in ("ffn025", "ffn050"):
+            rows.append(_row(f"asr_lr_{key}_kaiming_s{seed}",
+                             study.LR_ROWS[key][0] + " (Kaiming)", seed, 20.0 + seed, depth=6,
+                             wer_sets={"test": 20.0}))
+    logs = tmp_path / "exp" / "study_logs"
+    limits = {v: {"step_ratio": 0.8 if v != "dense" else 1.0,
+                  "memory_ratio": 0.9 if v != "dense" else 1.0}
+              for v in study.LR_BENCH_VARIANT.values()}
+    for which in ("study", "paper"):
+        study._write_json(logs / f"bench_lrsms_asr_{which}.json", {"against_limit": limits})
+    lines, verdicts = study.report_lrsms("lrsms_asr", rows, 81.67, tmp_path / "figures", tmp_path)
+    by = {v["claim"]: v["verdict"] for v in verdicts}
+    assert by["Linear layer-wise rank keeps full-rank WER (ASR)"] == study.REPRODUCED
+    assert by["Linear rank has lower WER than uniform MHSA & FFN, α = 0.25 (ASR)"] == \
+        study.REPRODUCED
+    assert by["Low-rank MHSA only (α = 0.12) keeps full-rank WER"] == study.REPRODUCED
+    assert by["Low-rank FFN only (α = 0.25) costs WER"] == study.REPRODUCED
+    assert by["SVD initialisation beats Kaiming (Fig. 4)"] == study.REPRODUCED
+    assert by["Linear rank trains faster and with less memory than full rank (paper width)"] \
+        == study.REPRODUCED
+    table = "\n".join(lines)
+    assert "| Linear MHSA [0.1, 0.2], FFN [0.2, 0.4] | 1 k | – | 0.80 | 0.90 | 0.80 | 0.90 |" \
+        in table
+    assert "| FFN only, α = 0.25 (Kaiming) | 1 k | – | – | – | – | – |" in table
