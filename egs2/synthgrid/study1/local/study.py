@@ -68,6 +68,7 @@ T4_DEPTH = 12  # Table 4 and the λ sweep: the deepest depth of the sweep
 FRONTEND_SOURCE_DEPTH = 2  # Table 4 "Frontend": the dense VSR model of this depth
 LAMBDAS = (3e-9, 3e-8, 3e-7, 3e-6, 3e-5)  # λ sweep; 3e-7 = the demo's λ
 LR_DEPTH = 6  # encoder blocks of the LR-SMS models (decoder = LR_DEPTH // 2)
+BASELINE_INTERVAL = 12  # mask-update interval (optimizer steps) of SET/RigL/GMP/CHASE
 
 CONFIGS = {
     "video": ("conf/tuning/train_vsr.yaml", "conf/tuning/search_vsr.yaml"),
@@ -176,11 +177,15 @@ def vsr_cell(variant: str, depth: int, seed: int) -> Cell:
     source = f"vsr_d{FRONTEND_SOURCE_DEPTH}_dense_s{seed}"
     match = re.fullmatch(r"(fe_)?(set|rigl|gmp|chase)", variant)
     if match:
-        frontend = bool(match.group(1))
-        return Cell(row=match.group(2).upper().replace("RIGL", "RigL"), method=match.group(2),
-                    train_args=base, init_from=source if frontend else None,
+        frontend, method = bool(match.group(1)), match.group(2)
+        options = [f"update_interval={BASELINE_INTERVAL}"]
+        if method == "chase":
+            options.append(f"channel_interval={BASELINE_INTERVAL}")
+        args = base + tuple(a for o in options for a in ("--msrs_conf", o))
+        return Cell(row=method.upper().replace("RIGL", "RigL"), method=method,
+                    train_args=args, init_from=source if frontend else None,
                     theta0="Frontend" if frontend else "Random", requires="sparse_methods",
-                    **common)
+                    run_args=("--nbest_average", "1"), **common)
     if variant == "fe_msrs":
         return Cell(row="MSRS", method="msrs", retrain_mode="sparse", train_args=base,
                     init_from=source, theta0="Frontend", **common)
