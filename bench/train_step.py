@@ -12,13 +12,22 @@ several variants and measures, interleaved round-robin in one process:
   all variants alike;
 * peak memory of a training step (see *Memory* below);
 * parameter counts (θ; MSRS mask logits φ; non-zero weights);
-* FLOPs of the linear layers (every ``nn.Linear``/``nn.Conv{1,2,3}d``,
-  factors of low-rank layers included), counted from the layer shapes and the
-  activation shapes of one forward pass, plus the attention matmuls
-  (``QKᵀ``, ``PVᵀ`` and the relative-position term); a training step is
-  counted as 3× the forward matmul FLOPs.
+* FLOPs of a training step (forward and backward) counted by torch's
+  ``FlopCounterMode``: the matrix products and convolutions, from their
+  shapes (every Linear/Conv, factors of low-rank layers included, the
+  attention products and the depthwise convolution); elementwise work
+  (masks, activations, norms, dropout) and the optimizer are not counted;
+* where the step's time goes (CPU): a profile of one step split into the
+  operators whose FLOPs are counted (matrix products and convolutions) and
+  the rest, which explains how close a low-rank variant comes to its FLOP
+  limit (``--no_profile`` skips it).
 
-Variants (``--variants``, default all):
+Variants (``--variants``, default all) are the rows of :data:`VARIANTS`; each
+names a *kind* of :data:`KINDS`, which says how the model is built and what
+is attached to it (masks, hooks, a second optimizer, a per-step callback).
+A new row is one entry in :data:`VARIANTS`; a new method one entry in
+:data:`KINDS` (e.g. a sparse-training baseline whose ``on_step`` updates the
+masks every ΔT steps).
 
 ======================== ====================================================
 ``dense``                baseline (every linear dense)
@@ -43,14 +52,17 @@ swish, ``input_layer: linear``) but with **2 encoder blocks and 1 decoder
 block** (instead of 12 and 6) and batches of **8 × 150 frames** (6 s at
 25 fps; 1200 frames per step, half of the papers' 2400 per GPU) of 512-dim
 features, i.e. the output of the papers' ResNet front end, which is not part
-of the benchmark, and 8 × 30 tokens.  Fewer blocks keep the default run within
-10 minutes on a 2-core CPU.  To keep the rank schedules of Table II
-meaningful with fewer blocks, a schedule ``[α_i, α_f]`` of the full-depth
-model (``--full_encoder_blocks 12``, ``--full_decoder_blocks 6``) is shifted
-so that the kept blocks have the ranks of evenly spaced blocks of the full
-model (:func:`depth_equivalent_alpha`; the mean α, hence the FLOP share, is
-that of the full model).  Parameter counts and the FLOP limit of the
-full-depth model are reported too (built on the meta device).
+of the benchmark, and 8 × 30 tokens.  Fewer blocks keep a CPU run short.  To
+keep the rank schedules of Table II meaningful with fewer blocks, a schedule
+``[α_i, α_f]`` of the full-depth model (``--full_encoder_blocks 12``,
+``--full_decoder_blocks 6``) is shifted so that the kept blocks have the
+ranks of evenly spaced blocks of the full model
+(:func:`depth_equivalent_alpha`; the mean α, hence the FLOP share, is that of
+the full model).  Parameter counts of the full-depth model come from a build
+on the meta device; its FLOPs from training steps on one and on two
+utterances (:func:`full_depth_counts`), counted once per distinct set of
+matrix products (the MSRS and LayerScale variants add only elementwise work
+to dense's).
 
 Memory:
     ``peak_mb`` = bytes of tensors alive before the step (parameters,
@@ -61,44 +73,42 @@ Memory:
     free events of PyTorch's CPU allocator recorded by
     ``torch.profiler(profile_memory=True)``.  This is the quantity of
     ``torch.cuda.max_memory_allocated`` on both devices (tensor bytes, not
-    the process RSS: allocator caching/fragmentation and MKL scratch buffers
-    are excluded, and tracemalloc is not used since it does not see tensor
-    memory).
+    the process RSS: allocator caching and MKL scratch buffers are excluded).
 
 Initialisation: low-rank variants draw their factors like ``nn.Linear``
 instead of computing the SVD of eq. 1 (:func:`random_lowrank_init`; starting
-values do not change the cost of a step, and the 168 SVDs of the full-depth
-model take minutes on a small CPU).  The SVD cost is measured once per layer
+values do not change the cost of a step, and the SVDs of the full-depth
+model are slow on a small CPU).  The SVD cost is measured once per layer
 shape and reported per variant for the full-depth model; ``--svd_init``
 builds with the real initialisation.
 
 Threads: on CPU the benchmark uses **one** intra-op thread unless
-``--threads`` says otherwise.  On a machine shared with other jobs, OpenMP
-barriers with more threads than free cores made steps up to 10× slower and
-erratic (a 64-wide model's step went from 0.02 s to 1-3 s); with one thread
-every variant is slowed alike and the ratios are stable.  On a dedicated
-machine pass ``--threads`` = the number of cores.
+``--threads`` says otherwise: on a machine shared with other jobs, OpenMP
+barriers with more threads than free cores make steps slow and erratic, while
+with one thread every variant is slowed alike and the ratios are stable.  On
+a dedicated machine pass ``--threads`` = the number of cores.
 
 What limits the ratios: the per-step work that does not shrink with the
 FLOPs of the linear layers (dropout, the depthwise convolution, norms,
-softmax, CTC, the optimizer) caps the LR-SMS speed-up below its FLOP limit;
-the per-parameter work of MSRS (mask product and its gradients, φ's
-optimizer, the penalty and the mask statistics; fixed-mask hooks in sparse
-retraining) is independent of the batch, so its share shrinks as the frames
-per step grow (the papers train with 1600-2400 frames per GPU; the default
-here is 1200).
+softmax, CTC, the optimizer) caps the LR-SMS speed-up below its FLOP limit,
+and thin matrix products run at a lower rate than wide ones; the profile
+reports both.  The per-parameter work of MSRS (mask product and its
+gradients, φ's optimizer, the penalty and the mask statistics; fixed-mask
+hooks in sparse retraining) is independent of the batch, so its share
+shrinks as the frames per step grow (the papers train with 1600-2400 frames
+per GPU; the default here is 1200).
 
 The MSRS variants use the library calls of ``MSRSASRTask.build_model`` /
 ``build_msrs_optimizers`` (``MSRSESPnetModel.setup_training`` with
 :class:`MSRSSearch` and ``include: ['.*']``, :class:`MaskState` and
 ``attach_optimizer``; θ clipped and stepped by one AdamW with weight decay,
-φ by another without) without importing ``espnet2.tasks`` (10-30 s).
+φ by another without) without importing ``espnet2.tasks``.
 
 Usage::
 
-    python -m espnet_msrs.bin.benchmark                 # defaults, CPU
-    python bench/benchmark.py --device cuda --out exp/benchmark/gpu.json
-    python -m espnet_msrs.bin.benchmark --tiny          # seconds; smoke test
+    python bench/train_step.py                       # defaults, CPU
+    python bench/train_step.py --device cuda --out exp/benchmark/gpu.json
+    python bench/train_step.py --tiny                # seconds; smoke test
 
 Prints a table and a "against the limit" summary, writes everything
 (including every sample) as JSON (``--out``).
@@ -107,35 +117,41 @@ Prints a table and a "against the limit" summary, writes everything
 import argparse
 import contextlib
 import dataclasses
-import datetime
 import gc
-import json
 import logging
-import math
 import os
-import platform
 import re
-import statistics
-import subprocess
 import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Union
 from unittest import mock
 
 os.environ.setdefault("KINETO_LOG_LEVEL", "5")  # silence kineto's "no GPU" line
 
+if __package__ in (None, ""):  # run as a script: python bench/train_step.py
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
-from espnet_msrs.utils.runtime import setup_logging
+from bench.common import (  # noqa: E402
+    machine_info,
+    machine_line,
+    paired_ratio,
+    rotated,
+    summary,
+)
+from espnet_msrs.utils.atomic import write_json  # noqa: E402
+from espnet_msrs.utils.runtime import setup_logging  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
 Alpha = Union[float, List[float]]
 
-#: Variant name -> specification (``kind`` and its options, paper row).
+#: Variant name -> specification (``kind`` of :data:`KINDS`, its options, paper row).
 VARIANTS: Dict[str, Dict[str, Any]] = {
     "dense": {"kind": "dense", "paper": "dense baseline"},
     "lr_all_a025": {"kind": "lowrank", "mhsa": 0.25, "ffn": 0.25,
@@ -169,10 +185,9 @@ GOALS = {
 }
 
 _MIB = 2.0**20
-#: Profiler op names of the matmuls whose FLOPs are counted (the pointwise
-#: convolutions run as mkldnn convolutions).
-_MATMUL_OPS = frozenset({"aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm",
-                         "aten::mkldnn_convolution"})
+#: Profiler operators that do the work FlopCounterMode counts (matrix
+#: products and convolutions, forward and backward).
+_FLOP_OPS = re.compile(r"^aten::_?(mm|addmm|bmm|baddbmm|\w*convolution\w*)$")
 
 
 @dataclasses.dataclass
@@ -199,6 +214,7 @@ class BenchConfig:
     threads: Optional[int] = None
     seed: int = 0
     memory: bool = True
+    profile: bool = True
     svd_init: bool = False
 
     @classmethod
@@ -241,21 +257,6 @@ def depth_equivalent_alpha(alpha: Optional[Alpha], full_blocks: int,
     return [alpha_i + shift, alpha_f + shift]
 
 
-def _linear_options(spec: Dict[str, Any], full_blocks: int, kept_blocks: int
-                    ) -> Dict[str, Any]:
-    if spec["kind"] == "lowrank":
-        options: Dict[str, Any] = {}
-        for group in ("mhsa", "ffn"):
-            alpha = depth_equivalent_alpha(spec[group], full_blocks, kept_blocks)
-            if alpha is not None:
-                options[f"{group}_linear"] = "lowrank"
-                options[f"{group}_alpha"] = alpha
-        return options
-    if spec["kind"] == "layerscale":
-        return {"layer_scale": True}
-    return {}
-
-
 def build_model(spec: Dict[str, Any], conf: BenchConfig, full_depth: bool = False
                 ) -> nn.Module:
     """The variant's ``MSRSESPnetModel`` (dense init drawn from ``conf.seed``).
@@ -271,9 +272,8 @@ def build_model(spec: Dict[str, Any], conf: BenchConfig, full_depth: bool = Fals
     """
     from espnet2.asr.ctc import CTC
 
-    from espnet_msrs.asr.espnet_model import MSRSESPnetModel
-
     from espnet_msrs.asr.decoder.transformer_decoder import MSRSTransformerDecoder
+    from espnet_msrs.asr.espnet_model import MSRSESPnetModel
     from espnet_msrs.asr.encoder.conformer_encoder import MSRSConformerEncoder
 
     enc_blocks = conf.full_encoder_blocks if full_depth else conf.encoder_blocks
@@ -297,7 +297,7 @@ def build_model(spec: Dict[str, Any], conf: BenchConfig, full_depth: bool = Fals
         activation_type="swish",
         use_cnn_module=True,
         cnn_module_kernel=31,
-        **_linear_options(spec, conf.full_encoder_blocks, enc_blocks),
+        **KINDS[spec["kind"]].model_options(spec, conf.full_encoder_blocks, enc_blocks),
     )
     decoder = MSRSTransformerDecoder(
         conf.vocab_size,
@@ -309,7 +309,7 @@ def build_model(spec: Dict[str, Any], conf: BenchConfig, full_depth: bool = Fals
         positional_dropout_rate=0.1,
         self_attention_dropout_rate=0.1,
         src_attention_dropout_rate=0.1,
-        **_linear_options(spec, conf.full_decoder_blocks, dec_blocks),
+        **KINDS[spec["kind"]].model_options(spec, conf.full_decoder_blocks, dec_blocks),
     )
     ctc = CTC(conf.vocab_size, conf.output_size)
     token_list = (["<blank>"] + [f"tok{i}" for i in range(conf.vocab_size - 2)]
@@ -332,7 +332,6 @@ def build_model(spec: Dict[str, Any], conf: BenchConfig, full_depth: bool = Fals
         report_cer=False,
         report_wer=False,
     )
-
 
 @contextlib.contextmanager
 def random_lowrank_init() -> Iterator[None]:
@@ -413,65 +412,136 @@ def _adamw(params: List[nn.Parameter], weight_decay: float, impl: str
                              weight_decay=weight_decay, **flags)
 
 
+# --------------------------------------------------------- kinds of variant
 @dataclasses.dataclass
 class Variant:
-    """A built variant: model, its optimizers and what the step needs."""
+    """A built variant: model, its optimizers and what its step needs.
+
+    ``on_step`` (if set) runs in every timed step after gradient clipping and
+    before the optimizer steps (where a sparse-training method updates its
+    masks); ``state`` keeps hooks and controllers alive.
+    """
 
     name: str
     spec: Dict[str, Any]
     model: nn.Module
     optimizers: List[torch.optim.Optimizer]
     clip_groups: List[List[nn.Parameter]]
-    extra_tensors: List[torch.Tensor]
-    hooks: Any = None
+    extra_tensors: List[torch.Tensor] = dataclasses.field(default_factory=list)
+    on_step: Optional[Callable[[], None]] = None
+    state: Any = None
 
 
-def build_variant(name: str, conf: BenchConfig, device: torch.device) -> Variant:
-    """Build a variant on ``device`` with its MSRS machinery and optimizers."""
-    from espnet_msrs.sparsity.mask_state import MaskState
+def _no_options(spec: Dict[str, Any], full_blocks: int, kept_blocks: int
+                ) -> Dict[str, Any]:
+    return {}
+
+
+def _lowrank_options(spec: Dict[str, Any], full_blocks: int, kept_blocks: int
+                     ) -> Dict[str, Any]:
+    options: Dict[str, Any] = {}
+    for group in ("mhsa", "ffn"):
+        alpha = depth_equivalent_alpha(spec[group], full_blocks, kept_blocks)
+        if alpha is not None:
+            options[f"{group}_linear"] = "lowrank"
+            options[f"{group}_alpha"] = alpha
+    return options
+
+
+def _layer_scale_options(spec: Dict[str, Any], full_blocks: int, kept_blocks: int
+                         ) -> Dict[str, Any]:
+    return {"layer_scale": True}
+
+
+def _setup_mask_search(model: nn.Module, conf: "BenchConfig") -> None:
     from espnet_msrs.sparsity.msrs_search import MSRSSearch
     from espnet_msrs.sparsity.selection import MaskSelection
 
+    model.setup_training(MSRSSearch(mask_penalty=2e-10), MaskSelection([".*"]))
+
+
+def _attach_fixed_mask(variant: Variant, conf: "BenchConfig") -> None:
+    from espnet_msrs.sparsity.mask_state import MaskState
+
+    masks = magnitude_masks(variant.model, conf.sparsity)
+    params = dict(variant.model.named_parameters())
+    state = MaskState({n: params[n] for n in masks}, masks, zero_weights=True)
+    state.attach_optimizer(variant.optimizers[0])
+    variant.extra_tensors = list(state.masks.values())
+    variant.state = state
+
+
+@dataclasses.dataclass(frozen=True)
+class Kind:
+    """How a kind of variant is built (see :func:`build_variant`).
+
+    Attributes:
+        model_options: ``(spec, full_blocks, kept_blocks) -> dict`` of extra
+            encoder/decoder keyword arguments.
+        prepare: ``(model, conf)``, before the optimizers are made (may add
+            parameters, e.g. mask logits).
+        attach: ``(variant, conf)``, after the optimizers are made (hooks,
+            ``on_step``, ``extra_tensors``, ``state``).
+        dense_matmuls: The variant's matrix products are dense's (it adds
+            only elementwise work), so it shares dense's full-depth FLOPs.
+    """
+
+    model_options: Callable[..., Dict[str, Any]] = _no_options
+    prepare: Optional[Callable[[nn.Module, "BenchConfig"], None]] = None
+    attach: Optional[Callable[[Variant, "BenchConfig"], None]] = None
+    dense_matmuls: bool = True
+
+
+#: Kind name -> how it is built.
+KINDS: Dict[str, Kind] = {
+    "dense": Kind(),
+    "lowrank": Kind(model_options=_lowrank_options, dense_matmuls=False),
+    "layerscale": Kind(model_options=_layer_scale_options),
+    "msrs_search": Kind(prepare=_setup_mask_search),
+    "msrs_sparse": Kind(attach=_attach_fixed_mask),
+}
+
+
+def build_variant(name: str, conf: "BenchConfig", device: torch.device) -> Variant:
+    """Build a variant on ``device`` with its optimizers and its kind's machinery.
+
+    θ (every parameter but the mask logits φ) is clipped and stepped by one
+    AdamW with weight decay; φ, if any, by a second one without.
+    """
     spec = VARIANTS[name]
+    kind = KINDS[spec["kind"]]
     if spec["kind"] == "lowrank" and not conf.svd_init:
         with random_lowrank_init():
             model = build_model(spec, conf)
     else:
         model = build_model(spec, conf)
-    if spec["kind"] == "msrs_search":
-        model.setup_training(MSRSSearch(mask_penalty=2e-10), MaskSelection([".*"]))
+    if kind.prepare is not None:
+        kind.prepare(model, conf)
     model.to(device)
     model.train()
-    hooks = None
-    extra: List[torch.Tensor] = []
     named = list(model.named_parameters())
     phi = [p for n, p in named if n.endswith("mask_logits")]
     theta = [p for n, p in named if not n.endswith("mask_logits")]
-    optimizers = [_adamw(theta, 0.03, conf.adamw_impl)]
-    clip_groups = [theta]
+    variant = Variant(name, spec, model, [_adamw(theta, 0.03, conf.adamw_impl)], [theta])
     if phi:
-        optimizers.append(_adamw(phi, 0.0, conf.adamw_impl))
-        clip_groups.append(phi)
-    if spec["kind"] == "msrs_sparse":
-        masks = magnitude_masks(model, conf.sparsity)
-        params = dict(model.named_parameters())
-        hooks = MaskState({n: params[n] for n in masks}, masks, zero_weights=True)
-        hooks.attach_optimizer(optimizers[0])
-        extra = list(hooks.masks.values())
-    return Variant(name, spec, model, optimizers, clip_groups, extra, hooks)
+        variant.optimizers.append(_adamw(phi, 0.0, conf.adamw_impl))
+        variant.clip_groups.append(phi)
+    if kind.attach is not None:
+        kind.attach(variant, conf)
+    return variant
 
 
-def make_batch(conf: BenchConfig, device: torch.device) -> Dict[str, torch.Tensor]:
-    """Random features (B, T, input_size) and token sequences (B, L)."""
+def make_batch(conf: "BenchConfig", device: torch.device, batch_size: Optional[int] = None
+               ) -> Dict[str, torch.Tensor]:
+    """Random features (B, T, input_size) and token sequences (B, L) of equal lengths."""
+    batch_size = batch_size or conf.batch_size
     gen = torch.Generator().manual_seed(conf.seed + 1)
     batch = {
-        "speech": torch.randn(conf.batch_size, conf.frames, conf.input_size,
+        "speech": torch.randn(batch_size, conf.frames, conf.input_size, generator=gen),
+        "speech_lengths": torch.full((batch_size,), conf.frames, dtype=torch.long),
+        "text": torch.randint(1, conf.vocab_size - 1, (batch_size, conf.tokens),
                               generator=gen),
-        "speech_lengths": torch.full((conf.batch_size,), conf.frames,
-                                     dtype=torch.long),
-        "text": torch.randint(1, conf.vocab_size - 1, (conf.batch_size, conf.tokens),
-                              generator=gen),
-        "text_lengths": torch.full((conf.batch_size,), conf.tokens, dtype=torch.long),
+        "text_lengths": torch.full((batch_size,), conf.tokens, dtype=torch.long),
     }
     return {k: v.to(device) for k, v in batch.items()}
 
@@ -497,111 +567,49 @@ def parameter_counts(variant: Variant) -> Dict[str, int]:
             "nonzero_theta": int(theta - zeros)}
 
 
-def _role(name: str) -> str:
-    """Module name with block indices replaced by ``*`` (same role, any depth)."""
-    return re.sub(r"\.(encoders|decoders)\.\d+\.", r".\1.*.", name)
+def count_step_flops(model: nn.Module, batch: Dict[str, torch.Tensor]) -> Dict[str, Any]:
+    """FLOPs of one training step's forward and backward, by ``FlopCounterMode``.
 
-
-def _linear_flops(module: nn.Module, out: torch.Tensor) -> Tuple[int, int]:
-    """(FLOPs, rows) of one Linear/Conv call (multiply-add = 2 FLOPs)."""
-    if isinstance(module, nn.Linear):
-        rows = out.numel() // module.out_features
-        return 2 * rows * module.in_features * module.out_features, rows
-    kernel = math.prod(module.kernel_size)
-    per_out = module.in_channels // module.groups * kernel
-    return 2 * out.numel() * per_out, out.numel() // module.out_channels
-
-
-def _attention_flops(module: nn.Module, args: Tuple) -> int:
-    """Matmul FLOPs of ESPnet's (rel-pos) multi-head attention core."""
-    query, key = args[0], args[1]
-    batch, time1 = query.shape[0], query.shape[1]
-    time2 = key.shape[1]
-    dim = module.h * module.d_k
-    flops = 2 * 2 * batch * time1 * time2 * dim  # QKᵀ and attn·V
-    if hasattr(module, "linear_pos") and len(args) > 3:
-        positions = args[3].shape[1]
-        flops += 2 * batch * time1 * positions * dim  # (q + v_bias)·Pᵀ
-    return flops
-
-
-def count_flops(variant: Variant, batch: Dict[str, torch.Tensor]) -> Dict[str, Any]:
-    """Forward FLOPs of one batch, by role, from a hooked no-grad forward.
+    Runs the forward and the backward of ``batch`` (no optimizer step; the
+    gradients are dropped afterwards, the weights are unchanged).
 
     Returns:
-        ``{"linear", "attention", "total", "nonzero_linear", "roles"}``;
-        ``roles`` maps a role (:func:`_role`) to ``{"rows", "flops_per_call",
-        "kind"}`` for the full-depth estimate.
+        ``forward``, ``backward`` and ``train_total`` FLOPs, and ``by_op``:
+        aten operator -> FLOPs of the whole step.
     """
-    from espnet.nets.pytorch_backend.transformer.attention import MultiHeadedAttention
-
-    totals = {"linear": 0, "attention": 0, "nonzero_linear": 0.0}
-    roles: Dict[str, Dict[str, Any]] = {}
-    handles = []
-
-    def linear_hook(name: str) -> Callable:
-        def hook(module: nn.Module, args: Tuple, out: torch.Tensor) -> None:
-            flops, rows = _linear_flops(module, out)
-            if hasattr(module, "binary_mask"):
-                density = float(module.binary_mask().float().mean())
-            else:
-                density = float((module.weight != 0).float().mean())
-            totals["linear"] += flops
-            totals["nonzero_linear"] += flops * density
-            kind = "linear" if isinstance(module, nn.Linear) else "conv"
-            roles[_role(name)] = {"rows": rows, "flops_per_call": flops, "kind": kind}
-        return hook
-
-    def attention_hook(name: str) -> Callable:
-        def hook(module: nn.Module, args: Tuple, out: Any) -> None:
-            flops = _attention_flops(module, args)
-            totals["attention"] += flops
-            roles[_role(name) + ".<matmul>"] = {"rows": 0, "flops_per_call": flops,
-                                                "kind": "attention"}
-        return hook
-
-    for name, module in variant.model.named_modules():
-        if isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)):
-            handles.append(module.register_forward_hook(linear_hook(name)))
-        elif isinstance(module, MultiHeadedAttention):
-            handles.append(module.register_forward_hook(attention_hook(name)))
-    try:
-        with torch.no_grad():
-            variant.model(**batch)
-    finally:
-        for handle in handles:
-            handle.remove()
-    total = totals["linear"] + totals["attention"]
-    return {"linear": int(totals["linear"]), "attention": int(totals["attention"]),
-            "total": int(total), "nonzero_linear": int(totals["nonzero_linear"]),
-            "train_total": int(3 * total), "roles": roles}
+    forward, backward = FlopCounterMode(display=False), FlopCounterMode(display=False)
+    with forward:
+        loss, _, _ = model(**batch)
+    with backward:
+        loss.backward()
+    model.zero_grad(set_to_none=True)
+    by_op: Dict[str, int] = {}
+    for counter in (forward, backward):
+        for op, flops in counter.get_flop_counts().get("Global", {}).items():
+            by_op[str(op)] = by_op.get(str(op), 0) + int(flops)
+    f, b = forward.get_total_flops(), backward.get_total_flops()
+    return {"forward": int(f), "backward": int(b), "train_total": int(f + b),
+            "by_op": by_op}
 
 
-def full_depth_counts(name: str, conf: BenchConfig, roles: Dict[str, Dict]
-                      ) -> Dict[str, int]:
-    """Parameters and forward FLOPs of the full-depth model (meta device).
+def full_depth_counts(name: str, conf: "BenchConfig",
+                      flops_cache: Dict[str, Dict[str, Any]]) -> Dict[str, Any]:
+    """Parameters (meta device) and training-step FLOPs of the full-depth model.
 
-    FLOPs reuse the rows (tokens) of each role measured on the benchmark
-    model; linear layers are recounted from their full-depth shapes (ranks
-    follow the paper schedule over the full depth).
+    FLOPs: batches of one and two utterances through the full-depth model
+    (built on the CPU); every product is per utterance or shared by the batch
+    (the relative-position projection), so a batch of B costs
+    ``f(1) + (B − 1)·(f(2) − f(1))``. Kinds whose matrix products are dense's
+    reuse dense's count (``flops_cache``, keyed ``"dense"`` or the variant
+    name).
     """
-    from espnet.nets.pytorch_backend.transformer.attention import MultiHeadedAttention
+    from espnet_msrs.lowrank.lowrank_linear import LowRankLinear
+    from espnet_msrs.sparsity.selection import MASKED_CLASSES
 
     spec = VARIANTS[name]
     with torch.device("meta"):
         model = build_model(spec, conf, full_depth=True)
     theta = sum(p.numel() for p in model.parameters())
-    linear = attention = 0
-    for mod_name, module in model.named_modules():
-        role = _role(mod_name)
-        if isinstance(module, nn.Linear) and role in roles:
-            linear += 2 * roles[role]["rows"] * module.in_features * module.out_features
-        elif isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d)) and role in roles:
-            linear += roles[role]["flops_per_call"]
-        elif isinstance(module, MultiHeadedAttention) and role + ".<matmul>" in roles:
-            attention += roles[role + ".<matmul>"]["flops_per_call"]
-    from espnet_msrs.lowrank.lowrank_linear import LowRankLinear
-
     shapes: Dict[str, int] = {}
     for module in model.modules():
         if isinstance(module, LowRankLinear):
@@ -609,13 +617,23 @@ def full_depth_counts(name: str, conf: BenchConfig, roles: Dict[str, Dict]
             shapes[key] = shapes.get(key, 0) + 1
     mask_logits = 0
     if spec["kind"] == "msrs_search":
-        from espnet_msrs.sparsity.selection import MASKED_CLASSES
-
         mask_logits = sum(m.weight.numel() for m in model.modules()
                           if type(m) in MASKED_CLASSES)
+    del model
+    key = "dense" if KINDS[spec["kind"]].dense_matmuls else name
+    if key not in flops_cache:
+        build_spec = VARIANTS["dense"] if key == "dense" else spec
+        with random_lowrank_init():
+            model = build_model(build_spec, conf, full_depth=True)
+        model.train()
+        one, two = (count_step_flops(model, make_batch(conf, torch.device("cpu"), b))
+                    for b in (1, 2))
+        del model
+        gc.collect()
+        flops_cache[key] = {k: one[k] + (conf.batch_size - 1) * (two[k] - one[k])
+                            for k in ("forward", "backward", "train_total")}
     return {"theta": int(theta), "mask_logits": int(mask_logits),
-            "linear_flops": int(linear), "attention_flops": int(attention),
-            "total_flops": int(linear + attention), "lowrank_shapes": shapes}
+            "flops": dict(flops_cache[key]), "lowrank_shapes": shapes}
 
 
 # ------------------------------------------------------------------- running
@@ -630,8 +648,9 @@ def train_step(variant: Variant, batch: Dict[str, torch.Tensor],
 
     Returns:
         Wall time of its phases (``forward``, ``backward``, ``optimizer``:
-        clipping, steps and ``zero_grad``) and of the whole ``step``, and the
-        process CPU time of the step (``step_cpu``), in seconds.
+        clipping, ``on_step``, steps and ``zero_grad``) and of the whole
+        ``step``, and the process CPU time of the step (``step_cpu``), in
+        seconds.
     """
     _sync(device)
     c0 = time.process_time()
@@ -644,6 +663,8 @@ def train_step(variant: Variant, batch: Dict[str, torch.Tensor],
     t2 = time.perf_counter()
     for group in variant.clip_groups:
         torch.nn.utils.clip_grad_norm_(group, max_norm=5.0)
+    if variant.on_step is not None:
+        variant.on_step()
     for optimizer in variant.optimizers:
         optimizer.step()
     for optimizer in variant.optimizers:
@@ -705,68 +726,48 @@ def measure_memory(variant: Variant, batch: Dict[str, torch.Tensor],
             running += nbytes
             transient = max(transient, running)
         method = "torch.profiler CPU allocator events"
-        ops = prof.key_averages()
-        total = sum(op.self_cpu_time_total for op in ops)
-        matmul = sum(op.self_cpu_time_total for op in ops if op.key in _MATMUL_OPS)
-        matmul_share = matmul / total if total else None
     return {"resident_mb": resident / _MIB, "transient_peak_mb": transient / _MIB,
-            "peak_mb": (resident + transient) / _MIB, "method": method,
-            "matmul_time_share": matmul_share if device.type == "cpu" else None}
+            "peak_mb": (resident + transient) / _MIB, "method": method}
 
 
-def _summary(samples: Sequence[float]) -> Dict[str, Any]:
-    ordered = sorted(samples)
-    quartiles = (statistics.quantiles(ordered, n=4, method="inclusive")
-                 if len(ordered) > 1 else [ordered[0]] * 3)
-    return {"median": statistics.median(ordered), "p25": quartiles[0],
-            "p75": quartiles[2], "min": ordered[0], "max": ordered[-1],
-            "n": len(ordered), "samples": list(samples)}
+def profile_step(variant: Variant, batch: Dict[str, torch.Tensor],
+                 device: torch.device, steps: int = 3, top: int = 12) -> Dict[str, Any]:
+    """Where (untimed) training steps' time goes, by operator.
 
+    Self time of every operator and profiler range (CPU; device time on
+    CUDA) over ``steps`` steps from ``torch.profiler``, split into the
+    operators whose FLOPs ``FlopCounterMode`` counts (:data:`_FLOP_OPS`:
+    matrix products and convolutions) and the rest (elementwise operators,
+    copies, the optimizer, and the autograd engine's own time).
 
-def machine_info(device: torch.device) -> Dict[str, Any]:
-    """Host, CPU, threads, library versions and the git revision."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    info = {
-        "host": platform.node(),
-        "platform": platform.platform(),
-        "cpu": cpu,
-        "logical_cpus": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "device": str(device),
-        "date": datetime.datetime.now().isoformat(timespec="seconds"),
-    }
-    try:
-        import espnet
+    Returns:
+        ``flop_ops_share`` (of the profiled time), ``flop_ops_us``,
+        ``rest_us`` and ``top_rest``: the ``top`` largest other operators
+        with their share.
+    """
+    from torch.profiler import ProfilerActivity, profile
 
-        info["espnet"] = espnet.__version__
-    except Exception:  # pragma: no cover - espnet is a dependency
-        pass
+    activities = [ProfilerActivity.CPU]
     if device.type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(device)
-    try:
-        info["load_average_end"] = list(os.getloadavg())
-    except OSError:  # pragma: no cover
-        pass
-    try:
-        info["git_revision"] = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-            cwd=Path(__file__).resolve().parent, timeout=10,
-        ).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        info["git_revision"] = None
-    return info
+        activities.append(ProfilerActivity.CUDA)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        with profile(activities=activities) as prof:
+            for _ in range(steps):
+                train_step(variant, batch, device)
+    attr = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    times = {op.key: float(getattr(op, attr)) for op in prof.key_averages()}
+    total = sum(times.values())
+    flop = sum(t for k, t in times.items() if _FLOP_OPS.match(k))
+    rest = sorted(((k, t) for k, t in times.items() if not _FLOP_OPS.match(k)),
+                  key=lambda kv: -kv[1])
+    return {"flop_ops_share": flop / total if total else None,
+            "flop_ops_us": flop, "rest_us": total - flop,
+            "flop_ops": sorted(k for k in times if _FLOP_OPS.match(k)),
+            "top_rest": [{"op": k, "share": t / total} for k, t in rest[:top]]}
 
 
-def run_benchmark(conf: BenchConfig, variants: Sequence[str]) -> Dict[str, Any]:
+def run_benchmark(conf: "BenchConfig", variants: Sequence[str]) -> Dict[str, Any]:
     """Build, count, time (round-robin) and measure every variant.
 
     Returns:
@@ -792,7 +793,7 @@ def run_benchmark(conf: BenchConfig, variants: Sequence[str]) -> Dict[str, Any]:
         torch.set_num_threads(threads)
 
 
-def _run(conf: BenchConfig, variants: Sequence[str], device: torch.device
+def _run(conf: "BenchConfig", variants: Sequence[str], device: torch.device
          ) -> Dict[str, Any]:
     batch = make_batch(conf, device)
     load_start = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
@@ -802,12 +803,13 @@ def _run(conf: BenchConfig, variants: Sequence[str], device: torch.device
         logger.info(f"benchmark: svd_init_seconds={svd_costs}")
     built: Dict[str, Variant] = {}
     results: Dict[str, Dict[str, Any]] = {}
+    full_flops: Dict[str, Dict[str, Any]] = {}
     for name in variants:
         t0 = time.perf_counter()
         variant = build_variant(name, conf, device)
         built[name] = variant
-        flops = count_flops(variant, batch)
-        full = full_depth_counts(name, conf, flops.pop("roles"))
+        flops = count_step_flops(variant.model, batch)
+        full = full_depth_counts(name, conf, full_flops)
         full["svd_init_seconds"] = sum(
             count * svd_costs.get(shape, float("nan"))
             for shape, count in full["lowrank_shapes"].items()
@@ -826,9 +828,9 @@ def _run(conf: BenchConfig, variants: Sequence[str], device: torch.device
             plans[sub] = {k: v["rank"] for k, v in plan.items() if v["type"] == "lowrank"}
         results[name]["ranks"] = plans
         logger.info(f"benchmark: built variant={name} "
-                     f"params={results[name]['params']['theta']} "
-                     f"fwd_gflops={flops['total'] / 1e9:.2f} "
-                     f"seconds={results[name]['build_seconds']:.1f}")
+                    f"params={results[name]['params']['theta']} "
+                    f"train_gflops={flops['train_total'] / 1e9:.2f} "
+                    f"seconds={results[name]['build_seconds']:.1f}")
 
     samples: Dict[str, Dict[str, List[float]]] = {
         n: {"step": [], "step_cpu": [], "forward": [], "backward": [], "optimizer": []}
@@ -837,21 +839,22 @@ def _run(conf: BenchConfig, variants: Sequence[str], device: torch.device
     rounds = conf.warmup + conf.repeats
     t_start = time.perf_counter()
     for r in range(rounds):
-        order = list(variants[r % len(variants):]) + list(variants[:r % len(variants)])
-        for name in order:
+        for name in rotated(variants, r):
             gc.collect()
             times = train_step(built[name], batch, device)
             if r >= conf.warmup:
                 for key, value in times.items():
                     samples[name][key].append(value)
         logger.info(f"benchmark: round={r + 1}/{rounds} warmup={r < conf.warmup} "
-                     f"elapsed={time.perf_counter() - t_start:.0f}s")
+                    f"elapsed={time.perf_counter() - t_start:.0f}s")
     for name in variants:
-        results[name]["time"] = {k: _summary(v) for k, v in samples[name].items()}
+        results[name]["time"] = {k: summary(v) for k, v in samples[name].items()}
         if conf.memory:
             results[name]["memory"] = measure_memory(built[name], batch, device)
+        if conf.profile:
+            results[name]["profile"] = profile_step(built[name], batch, device)
     basis = "cpu" if device.type == "cpu" and torch.get_num_threads() == 1 else "wall"
-    summary = against_limit(results, basis)
+    limits = against_limit(results, basis)
     machine = machine_info(device)
     machine["load_average_start"] = load_start
     return {
@@ -860,18 +863,9 @@ def _run(conf: BenchConfig, variants: Sequence[str], device: torch.device
         "svd_init_seconds_per_layer": svd_costs,
         "machine": machine,
         "variants": results,
-        "against_limit": summary,
-        "goals": check_goals(summary),
+        "against_limit": limits,
+        "goals": check_goals(limits),
     }
-
-
-def _paired(variant: Sequence[float], dense: Sequence[float]) -> Dict[str, float]:
-    """Median and quartiles of the per-round ratios variant / dense."""
-    ratios = [v / d for v, d in zip(variant, dense)]
-    quartiles = (statistics.quantiles(ratios, n=4, method="inclusive")
-                 if len(ratios) > 1 else [ratios[0]] * 3)
-    return {"median": statistics.median(ratios), "p25": quartiles[0],
-            "p75": quartiles[2]}
 
 
 def against_limit(results: Dict[str, Dict[str, Any]], basis: str = "wall"
@@ -884,12 +878,18 @@ def against_limit(results: Dict[str, Dict[str, Any]], basis: str = "wall"
       count the time the process waits for a core on a shared machine) or
       ``"wall"``; both are also given (``step_ratio_wall``,
       ``step_ratio_cpu``, with quartiles), and ``speedup`` = 1 / step_ratio;
-    * ``flop_limit`` = dense / variant training FLOPs (the speed-up the FLOP
-      reduction allows), ``flop_efficiency`` = speedup / flop_limit;
+    * ``flop_limit`` = dense / variant training-step FLOPs (the speed-up the
+      FLOP reduction allows), ``flop_efficiency`` = speedup / flop_limit;
     * ``memory_ratio``, ``param_ratio`` (θ) and the full-depth FLOP limit;
-    * on CPU, ``amdahl_limit``: the speed-up if only the matmul share of the
-      dense step (CPU profiler, :data:`_MATMUL_OPS`) shrank with the FLOPs,
-      and ``amdahl_efficiency`` = speedup / amdahl_limit.
+    * with profiles, the split of the gap to the FLOP limit:
+      ``amdahl_limit`` = the speed-up if only dense's FLOP-counted operator
+      time shrank with the FLOPs and the rest stayed (``1 / ((1 − s) +
+      s / flop_limit)``, s = dense's ``flop_ops_share``);
+      ``matmul_speedup`` = dense's / the variant's FLOP-counted operator time
+      (each profile's share times the measured step time) and
+      ``matmul_efficiency`` = matmul_speedup / flop_limit (below 1: thin
+      products run at a lower FLOP rate); ``rest_ratio`` = the variant's /
+      dense's other operator time.
     """
     dense = results["dense"]
     out = {}
@@ -897,8 +897,8 @@ def against_limit(results: Dict[str, Dict[str, Any]], basis: str = "wall"
         entry: Dict[str, Any] = {}
         if "time" in res:
             for clock, key in (("wall", "step"), ("cpu", "step_cpu")):
-                paired = _paired(res["time"][key]["samples"],
-                                 dense["time"][key]["samples"])
+                paired = paired_ratio(res["time"][key]["samples"],
+                                      dense["time"][key]["samples"])
                 entry[f"step_ratio_{clock}"] = paired["median"]
                 entry[f"step_ratio_{clock}_p25"] = paired["p25"]
                 entry[f"step_ratio_{clock}_p75"] = paired["p75"]
@@ -908,16 +908,21 @@ def against_limit(results: Dict[str, Dict[str, Any]], basis: str = "wall"
             entry["speedup_from_wall_min"] = (dense["time"]["step"]["min"]
                                               / res["time"]["step"]["min"])
         entry["flop_limit"] = dense["flops"]["train_total"] / res["flops"]["train_total"]
-        entry["full_depth_flop_limit"] = (dense["full_depth"]["total_flops"]
-                                          / res["full_depth"]["total_flops"])
+        entry["full_depth_flop_limit"] = (dense["full_depth"]["flops"]["train_total"]
+                                          / res["full_depth"]["flops"]["train_total"])
         if "speedup" in entry:
             entry["flop_efficiency"] = entry["speedup"] / entry["flop_limit"]
-        share = dense.get("memory", {}).get("matmul_time_share")
+        share = dense.get("profile", {}).get("flop_ops_share")
+        own = res.get("profile", {}).get("flop_ops_share")
         if share:
-            # Amdahl: only the dense step's matmul time shrinks with the FLOPs.
             entry["amdahl_limit"] = 1.0 / ((1.0 - share) + share / entry["flop_limit"])
             if "speedup" in entry:
                 entry["amdahl_efficiency"] = entry["speedup"] / entry["amdahl_limit"]
+        if share and own and "step_ratio" in entry:
+            matmul = entry["step_ratio"] * own
+            entry["matmul_speedup"] = share / matmul
+            entry["matmul_efficiency"] = entry["matmul_speedup"] / entry["flop_limit"]
+            entry["rest_ratio"] = entry["step_ratio"] * (1.0 - own) / (1.0 - share)
         entry["param_ratio"] = res["params"]["theta"] / dense["params"]["theta"]
         entry["full_depth_param_ratio"] = (res["full_depth"]["theta"]
                                            / dense["full_depth"]["theta"])
@@ -927,7 +932,7 @@ def against_limit(results: Dict[str, Dict[str, Any]], basis: str = "wall"
     return out
 
 
-def check_goals(summary: Dict[str, Dict[str, Any]]) -> Dict[str, Dict[str, Any]]:
+def check_goals(limits: Dict[str, Dict[str, Any]]) -> Dict[str, Dict[str, Any]]:
     """Each goal of issue 7 with the measured value and whether it is met."""
     keys = {"lr_sms_speedup": "speedup", "lr_sms_flop_efficiency": "flop_efficiency",
             "lr_sms_memory_ratio": "memory_ratio",
@@ -935,7 +940,7 @@ def check_goals(summary: Dict[str, Dict[str, Any]]) -> Dict[str, Dict[str, Any]]
             "msrs_sparse_step_ratio": "step_ratio"}
     goals = {}
     for goal, (variant, target) in GOALS.items():
-        value = summary.get(variant, {}).get(keys[goal])
+        value = limits.get(variant, {}).get(keys[goal])
         if value is None:
             continue
         at_least = goal in ("lr_sms_speedup", "lr_sms_flop_efficiency")
@@ -950,13 +955,14 @@ def check_goals(summary: Dict[str, Dict[str, Any]]) -> Dict[str, Dict[str, Any]]
 def format_table(result: Dict[str, Any]) -> str:
     """Plain-text table of a benchmark result (one row per variant)."""
     basis = result.get("timing_basis", "wall")
-    header = (f"{'variant':<26} {'params M':>8} {'full M':>7} {'fwd GF':>7} "
+    header = (f"{'variant':<26} {'params M':>8} {'full M':>7} {'step GF':>7} "
               f"{'FLOP lim':>8} {'wall s med [p25-p75]':>21} {'cpu s':>6} "
               f"{'ratio [p25-p75]':>17} {'speed-up':>8} {'eff':>5} "
-              f"{'fwd/bwd/opt s':>15} {'peak MB':>8} {'mem':>5}")
+              f"{'fwd/bwd/opt s':>15} {'peak MB':>8} {'mem':>5} {'mm %':>5}")
     lines = [f"ratio: median over rounds of variant/dense step time ({basis} "
-             "clock); speed-up = 1/ratio; eff = speed-up / FLOP limit", header,
-             "-" * len(header)]
+             "clock); speed-up = 1/ratio; eff = speed-up / FLOP limit; step GF = "
+             "forward+backward FLOPs (FlopCounterMode); mm % = time share of the "
+             "FLOP-counted operators", header, "-" * len(header)]
     nan = float("nan")
     for name, res in result["variants"].items():
         lim = result["against_limit"][name]
@@ -970,14 +976,16 @@ def format_table(result: Dict[str, Any]) -> str:
         phases = ("/".join(f"{t[k]['median']:.2f}" for k in
                            ("forward", "backward", "optimizer")) if step else "-")
         mem = res.get("memory")
+        share = res.get("profile", {}).get("flop_ops_share")
         lines.append(
             f"{name:<26} {res['params']['theta'] / 1e6:>8.2f} "
             f"{res['full_depth']['theta'] / 1e6:>7.1f} "
-            f"{res['flops']['total'] / 1e9:>7.2f} {lim['flop_limit']:>7.2f}x "
+            f"{res['flops']['train_total'] / 1e9:>7.1f} {lim['flop_limit']:>7.2f}x "
             f"{wall:>21} {cpu:>6.2f} {ratio:>17} "
             f"{lim.get('speedup', nan):>7.2f}x {lim.get('flop_efficiency', nan):>5.2f} "
             f"{phases:>15} {mem['peak_mb'] if mem else nan:>8.0f} "
-            f"{lim.get('memory_ratio', nan):>5.2f}"
+            f"{lim.get('memory_ratio', nan):>5.2f} "
+            f"{100 * share if share else nan:>5.1f}"
         )
     return "\n".join(lines)
 
@@ -986,18 +994,27 @@ def format_against_limit(result: Dict[str, Any]) -> str:
     """The "against the limit" lines and the goals of issue 7."""
     lim = result["against_limit"]
     lines = []
+    dense_profile = result["variants"]["dense"].get("profile")
+    if dense_profile:
+        top = ", ".join(f"{o['op'].replace('aten::', '')} {100 * o['share']:.1f}%"
+                        for o in dense_profile["top_rest"][:6])
+        lines.append(f"dense step: {100 * dense_profile['flop_ops_share']:.1f}% in "
+                     f"matrix products and convolutions; largest others: {top}")
     for name, res in result["variants"].items():
         entry = lim[name]
         if res["kind"] == "lowrank" and "speedup" in entry:
-            amdahl = ""
-            if "amdahl_efficiency" in entry:
-                amdahl = (f"; {entry['amdahl_limit']:.2f}x if only the dense "
-                          f"step's matmul time shrank = "
-                          f"{100 * entry['amdahl_efficiency']:.0f}%")
+            split = ""
+            if "matmul_efficiency" in entry:
+                split = (f"; if only dense's matmul time shrank with the FLOPs: "
+                         f"{entry['amdahl_limit']:.2f}x (reached "
+                         f"{100 * entry['amdahl_efficiency']:.0f}%); its matmuls "
+                         f"{entry['matmul_speedup']:.2f}x faster = "
+                         f"{100 * entry['matmul_efficiency']:.0f}% of the FLOP "
+                         f"ratio, the rest {entry['rest_ratio']:.2f}x dense's")
             lines.append(
                 f"{name}: speed-up {entry['speedup']:.2f}x of a FLOP limit "
                 f"{entry['flop_limit']:.2f}x = {100 * entry['flop_efficiency']:.0f}% "
-                f"(full depth limit {entry['full_depth_flop_limit']:.2f}x{amdahl}); "
+                f"(full depth limit {entry['full_depth_flop_limit']:.2f}x){split}; "
                 f"params {entry['param_ratio']:.2f}x (full depth "
                 f"{entry['full_depth_param_ratio']:.2f}x); memory "
                 f"{entry.get('memory_ratio', float('nan')):.2f}x")
@@ -1033,6 +1050,7 @@ _HELP = {
     "shared machine), torch's default on CUDA",
     "seed": "seed of every model's initialisation and of the batch",
 }
+_NOT_OPTIONS = ("device", "memory", "profile", "svd_init")
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -1041,11 +1059,11 @@ def get_parser() -> argparse.ArgumentParser:
         description="Training-step time, peak memory, parameters and FLOPs of "
         "dense, LR-SMS, MSRS and LayerScale variants, interleaved in one run",
     )
-    parser.add_argument("--device", default=defaults.device, help="cpu or cuda[:i] (default cpu)")
+    parser.add_argument("--device", default=defaults.device,
+                        help="cpu or cuda[:i] (default cpu)")
     parser.add_argument("--out", "--output", dest="out", type=Path,
-                        default=Path("exp/benchmark/benchmark.json"),
-                        help="JSON result file (default "
-                        "exp/benchmark/benchmark.json)")
+                        default=Path("exp/benchmark/train_step.json"),
+                        help="JSON result file (default exp/benchmark/train_step.json)")
     parser.add_argument("--variants", default=",".join(VARIANTS),
                         help="comma-separated subset of (default all): "
                         f"{', '.join(VARIANTS)}")
@@ -1053,7 +1071,7 @@ def get_parser() -> argparse.ArgumentParser:
                         help="smoke-test size (64 wide, 1 block each, 2 "
                         "repeats); explicit options still override it")
     for field in dataclasses.fields(BenchConfig):
-        if field.name in ("device", "memory", "svd_init"):
+        if field.name in _NOT_OPTIONS:
             continue
         default = getattr(defaults, field.name)
         kind = int if default is None else type(default)
@@ -1063,22 +1081,24 @@ def get_parser() -> argparse.ArgumentParser:
                             "the model and batch sizes)")
     parser.add_argument("--no_memory", action="store_true",
                         help="skip the (untimed) peak-memory step")
+    parser.add_argument("--no_profile", action="store_true",
+                        help="skip the (untimed) profiled step")
     parser.add_argument("--svd_init", action="store_true",
                         help="initialise low-rank layers by SVD (eq. 1) instead "
                         "of drawing the factors (slow; the step cost is the same)")
     return parser
 
 
-def config_from_args(args: argparse.Namespace) -> BenchConfig:
+def config_from_args(args: argparse.Namespace) -> "BenchConfig":
     """BenchConfig from parsed options (``--tiny`` first, explicit options last)."""
     overrides = {
         f.name: getattr(args, f.name)
         for f in dataclasses.fields(BenchConfig)
-        if f.name not in ("device", "memory", "svd_init")
-        and getattr(args, f.name) is not None
+        if f.name not in _NOT_OPTIONS and getattr(args, f.name) is not None
     }
     overrides["device"] = args.device
     overrides["memory"] = not args.no_memory
+    overrides["profile"] = not args.no_profile
     overrides["svd_init"] = args.svd_init
     conf = BenchConfig.tiny(**overrides) if args.tiny else BenchConfig(**overrides)
     if conf.adamw_impl not in ("fused", "foreach", "forloop", "default"):
@@ -1101,14 +1121,9 @@ def main(cmd: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     conf = config_from_args(args)
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     result = run_benchmark(conf, variants)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
-    machine = result["machine"]
+    write_json(args.out, result)
     text = (
-        f"machine: {machine['cpu']} ({machine['logical_cpus']} logical CPUs, "
-        f"{machine['torch_threads']} torch threads), device {machine['device']}"
-        f"{', ' + machine['gpu'] if 'gpu' in machine else ''}, torch "
-        f"{machine['torch']}\n"
+        machine_line(result["machine"]) + f", device {result['machine']['device']}\n"
         f"model: {conf.encoder_blocks}x{conf.output_size} Conformer + "
         f"{conf.decoder_blocks}x{conf.output_size} Transformer decoder (full depth "
         f"{conf.full_encoder_blocks}/{conf.full_decoder_blocks}), ffn "

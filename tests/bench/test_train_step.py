@@ -1,4 +1,4 @@
-"""Tests of the training-step benchmark (espnet_msrs.bin.benchmark).
+"""Tests of the training-step benchmark (bench/train_step.py).
 
 No timing is asserted: only that every variant is measured and that the
 counted parameters, FLOPs and memory agree with values computed here from the
@@ -8,8 +8,9 @@ tiny configuration's shapes.
 import json
 
 import pytest
+import torch
 
-from espnet_msrs.bin import benchmark
+from bench import train_step as benchmark
 
 D, UNITS, B, T, L = 64, 256, 2, 20, 5  # the --tiny model and batch
 
@@ -60,7 +61,11 @@ def test_every_variant_is_measured(tiny_result):
             assert stats["n"] == 2 and len(stats["samples"]) == 2
             assert 0 < stats["min"] <= stats["median"] <= stats["max"]
         assert res["memory"]["peak_mb"] >= res["memory"]["resident_mb"] > 0
-        assert res["flops"]["train_total"] == 3 * res["flops"]["total"]
+        flops = res["flops"]
+        assert flops["train_total"] == flops["forward"] + flops["backward"]
+        assert sum(flops["by_op"].values()) == flops["train_total"]
+        assert 0 < res["profile"]["flop_ops_share"] < 1
+        assert "aten::addmm" in res["profile"]["flop_ops"]
         limits = tiny_result["against_limit"][name]
         assert limits["speedup"] > 0 and limits["flop_limit"] > 0
         # one thread on CPU: ratios of per-round CPU times
@@ -71,13 +76,20 @@ def test_every_variant_is_measured(tiny_result):
         assert limits["step_ratio"] == pytest.approx(sum(ratios) / 2)  # median of 2
         assert limits["speedup"] == pytest.approx(1 / limits["step_ratio"])
     assert tiny_result["against_limit"]["dense"]["flop_limit"] == 1.0
-    # CPU: the dense step's matmul share bounds the low-rank speed-up (Amdahl)
-    share = tiny_result["variants"]["dense"]["memory"]["matmul_time_share"]
-    assert 0 < share < 1
-    lr = tiny_result["against_limit"]["lr_sms_m010-020_f020-040"]
+    # The profile splits the gap to the FLOP limit (see against_limit).
+    share = variants["dense"]["profile"]["flop_ops_share"]
+    name = "lr_sms_m010-020_f020-040"
+    lr = tiny_result["against_limit"][name]
     assert 1 < lr["amdahl_limit"] < lr["flop_limit"]
     assert lr["amdahl_limit"] == pytest.approx(
         1 / ((1 - share) + share / lr["flop_limit"]))
+    own = variants[name]["profile"]["flop_ops_share"]
+    assert lr["matmul_speedup"] == pytest.approx(share / (lr["step_ratio"] * own))
+    assert lr["rest_ratio"] == pytest.approx(
+        lr["step_ratio"] * (1 - own) / (1 - share))
+    # dense's step time = matmul part + rest; the variant's step is both scaled
+    assert lr["step_ratio"] == pytest.approx(
+        share / lr["matmul_speedup"] + (1 - share) * lr["rest_ratio"])
     assert set(tiny_result["goals"]) == set(benchmark.GOALS)
     assert tiny_result["machine"]["torch_threads"] == 1
 
@@ -110,26 +122,82 @@ def test_parameter_counts(tiny_result):
 def test_flop_counts(tiny_result):
     v = tiny_result["variants"]
     dense = v["dense"]["flops"]
-    # Attention matmuls: encoder QKᵀ + AV over T×T, the relative-position
-    # term over T×(2T−1); decoder self-attention over (L+1)² and source
-    # attention over (L+1)×T.
-    enc = 4 * B * T * T * D + 2 * B * T * (2 * T - 1) * D
-    dec = 4 * B * (L + 1) * (L + 1) * D + 4 * B * (L + 1) * T * D
-    assert dense["attention"] == enc + dec
-    # FFN-only low rank: rows x (2mn − 2r(m+n)) less per FFN linear.
+    # Forward matmuls of the dense tiny model, counted here from the shapes
+    # (multiply-add = 2 FLOPs): encoder input layer, per Conformer block the
+    # two macaron FFNs (2 linears each), q/k/v/out projections, the position
+    # projection (of the 2T−1 relative positions, shared by the batch), QKᵀ
+    # and AV over T×T and the relative-position term over T×(2T−1), the
+    # convolution module's pointwise (D→2D, D→D) and depthwise (kernel 31,
+    # "same" padding) convolutions; decoder self-attention over (L+1)² and
+    # source attention over (L+1)×T with their projections (source k and v
+    # of the T encoder frames), its FFN, the output layer; CTC's projection.
+    rows_e, rows_d, inp, vocab, k = B * T, B * (L + 1), 32, 50, 31
+    enc = (2 * rows_e * inp * D                       # input layer
+           + 4 * 2 * rows_e * D * UNITS               # 2 FFNs x 2 linears
+           + 4 * 2 * rows_e * D * D                   # q, k, v, out
+           + 2 * (2 * T - 1) * D * D                  # pos projection
+           + 4 * B * T * T * D + 2 * B * T * (2 * T - 1) * D
+           + 2 * rows_e * D * 2 * D + 2 * rows_e * D * D  # pointwise convs
+           + 2 * rows_e * D * k)                      # depthwise conv
+    dec = (6 * 2 * rows_d * D * D + 2 * 2 * rows_e * D * D  # 8 projections
+           + 4 * B * (L + 1) * (L + 1) * D + 4 * B * (L + 1) * T * D
+           + 2 * 2 * rows_d * D * UNITS               # FFN
+           + 2 * rows_d * D * vocab)                  # output layer
+    ctc = 2 * rows_e * D * vocab
+    assert dense["forward"] == enc + dec + ctc
+    # FFN-only low rank: rows x 2(mn − r(m+n)) less per FFN linear in the
+    # forward, and twice that in the backward (gradients of input and weight).
     r = int(0.25 * D)
     per_row = 2 * (UNITS * D - r * (UNITS + D))
     expected = 4 * B * T * per_row + 2 * B * (L + 1) * per_row
-    assert dense["linear"] - v["lr_ffn_a025"]["flops"]["linear"] == expected
+    lr = v["lr_ffn_a025"]["flops"]
+    assert dense["forward"] - lr["forward"] == expected
+    assert dense["backward"] - lr["backward"] == 2 * expected
     for name, res in v.items():
         if res["kind"] == "lowrank":
-            assert res["flops"]["total"] < dense["total"]
+            assert res["flops"]["train_total"] < dense["train_total"]
             assert tiny_result["against_limit"][name]["flop_limit"] > 1.0
-        else:
-            assert res["flops"]["total"] == dense["total"]
-    # Only the sparse model has zero weights to skip.
-    assert v["msrs_sparse"]["flops"]["nonzero_linear"] < dense["linear"]
-    assert dense["nonzero_linear"] == dense["linear"]
+        else:  # masks and scales are elementwise: the same matrix products
+            assert res["flops"]["train_total"] == dense["train_total"], name
+
+
+def test_full_depth_flops_extrapolate_exactly_to_the_batch():
+    # The full-depth count runs batches of one and two utterances and
+    # extrapolates; counting the whole batch directly gives the same number.
+    conf = benchmark.BenchConfig.tiny()
+    cache = {}
+    full = benchmark.full_depth_counts("lr_sms_m010-020_f020-040", conf, cache)
+    with benchmark.random_lowrank_init():
+        model = benchmark.build_model(benchmark.VARIANTS["lr_sms_m010-020_f020-040"],
+                                      conf, full_depth=True)
+    whole = benchmark.count_step_flops(model, benchmark.make_batch(conf, torch.device("cpu")))
+    assert full["flops"]["train_total"] == whole["train_total"]
+    assert full["flops"]["forward"] == whole["forward"]
+    assert full["theta"] == sum(p.numel() for p in model.parameters())
+    # dense-matmul kinds share dense's count
+    search = benchmark.full_depth_counts("msrs_search", conf, cache)
+    dense = benchmark.full_depth_counts("dense", conf, cache)
+    assert search["flops"] == dense["flops"] and set(cache) == {
+        "dense", "lr_sms_m010-020_f020-040"}
+    assert search["mask_logits"] > 0 and search["theta"] == dense["theta"]
+
+
+def test_a_new_kind_plugs_in_with_a_per_step_hook(monkeypatch, tmp_path):
+    # How a sparse-training baseline adds its mask-update cost: a kind whose
+    # on_step runs in every timed step.
+    calls = []
+
+    def attach(variant, conf):
+        variant.on_step = lambda: calls.append(variant.name)
+
+    monkeypatch.setitem(benchmark.KINDS, "counting", benchmark.Kind(attach=attach))
+    monkeypatch.setitem(benchmark.VARIANTS, "counting",
+                        {"kind": "counting", "paper": "test"})
+    result = benchmark.main(["--tiny", "--variants", "dense,counting", "--warmup", "1",
+                             "--repeats", "2", "--no_memory", "--no_profile",
+                             "--out", str(tmp_path / "b.json")])
+    assert calls == ["counting"] * 3  # one per round, warm-up included
+    assert result["variants"]["counting"]["flops"] == result["variants"]["dense"]["flops"]
 
 
 def test_resident_memory_is_parameters_and_adam_states(tiny_result):
