@@ -57,15 +57,11 @@ def _choices() -> List[Tuple[object, str, str, type]]:
     ]
     from espnet2.train.preprocessor import AbsPreprocessor
 
-    from espnet_msrs.asr.frontend.audio_resnet_frontend import AudioResNetFrontend
     from espnet_msrs.asr.frontend.av_resnet_frontend import AVResNetFrontend
-    from espnet_msrs.asr.frontend.video_resnet_frontend import VideoResNetFrontend
     from espnet_msrs.train.av_preprocessor import AVPreprocessor
 
     entries += [
         (asr_task.frontend_choices, "av_resnet", AVResNetFrontend, AbsFrontend),
-        (asr_task.frontend_choices, "audio_resnet", AudioResNetFrontend, AbsFrontend),
-        (asr_task.frontend_choices, "video_resnet", VideoResNetFrontend, AbsFrontend),
         (asr_task.preprocessor_choices, "av", AVPreprocessor, AbsPreprocessor),
     ]
     return entries

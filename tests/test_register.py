@@ -14,7 +14,7 @@ EXPECTED = {
     "model": ["msrs"],
     "encoder": ["msrs_conformer"],
     "decoder": ["msrs_transformer"],
-    "frontend": ["av_resnet", "audio_resnet", "video_resnet"],
+    "frontend": ["av_resnet"],
     "preprocessor": ["av"],
     "scheduler": ["warmup_constant_sqrt_cooldown", "warmup_cosine"],
 }

@@ -49,7 +49,7 @@ from espnet_msrs.layers.resnet import (
 
 
 class AudioResNetFrontend(AbsFrontend):
-    """1D ResNet raw-waveform front end (``frontend: audio_resnet``).
+    """1D ResNet raw-waveform front end (the audio branch of ``frontend: av_resnet``).
 
     Args:
         stem_channels: Output channels of the first convolution.

@@ -15,108 +15,15 @@ statistics and their outputs are zero). Activation: ReLU, as in the lineage.
 With the default sizes (512 + 512 -> 8192 -> 768) the MLP has ≈14.7 M
 parameters.
 
-:func:`align_lengths` makes the two streams frame-synchronous before fusion:
-both front ends produce 25 fps, but the audio and video of an utterance may
-differ by a frame or two (rounding of the waveform length, a dropped frame).
+Both streams arrive frame-synchronous: the ``av`` preprocessor packs audio
+and video of an utterance at the video's frame count (``av_tolerance``).
 """
 
-from typing import Optional, Sequence, Tuple
+from typing import Optional
 
 import torch
 from torch import nn
 from typeguard import typechecked
-
-#: How the common length of an utterance is chosen by :func:`align_lengths`.
-REFERENCES = ("video", "audio", "min")
-
-
-def _fit_time(x: torch.Tensor, own: torch.Tensor, common: torch.Tensor, total: int):
-    """Zero frames >= own/common length and cut/zero-pad the time axis to ``total``."""
-    keep = torch.minimum(own, common).to(x.device)
-    if x.size(1) >= total:
-        x = x[:, :total]
-    else:
-        x = torch.cat([x, x.new_zeros(x.size(0), total - x.size(1), *x.shape[2:])], 1)
-    valid = torch.arange(total, device=x.device)[None, :] < keep[:, None]
-    return x * valid.view(*valid.shape, *([1] * (x.dim() - 2))).to(x.dtype)
-
-
-def align_lengths(
-    a: torch.Tensor,
-    a_lens: torch.Tensor,
-    v: torch.Tensor,
-    v_lens: torch.Tensor,
-    tolerance: int = 2,
-    uids: Optional[Sequence[str]] = None,
-    reference: str = "video",
-) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Bring the audio and video streams of a batch to a common length.
-
-    Per utterance the common length is the video length (``reference="video"``,
-    the lineage's choice: audio is cut or padded to the video), the audio
-    length (``"audio"``) or the shorter of the two (``"min"``). The other
-    stream is trimmed, or zero-padded, to it; frames beyond the common length
-    are zero in both outputs.
-
-    Args:
-        a: (B, T_a, D_a) audio frames.
-        a_lens: (B,) valid audio frames.
-        v: (B, T_v, D_v) video frames.
-        v_lens: (B,) valid video frames.
-        tolerance: Largest allowed ``|a_lens - v_lens|`` per utterance.
-        uids: Optional utterance ids (B,) used in error messages.
-        reference: ``"video"``, ``"audio"`` or ``"min"`` (see above).
-
-    Returns:
-        Tuple of audio (B, T, D_a), video (B, T, D_v) and common lengths (B,),
-        with ``T = max(common lengths)``.
-
-    Raises:
-        ValueError: If an utterance's lengths differ by more than ``tolerance``
-            (naming the utterance, by uid or batch index, and both lengths), or
-            for inconsistent batch sizes, a negative tolerance or an unknown
-            ``reference``.
-    """
-    if reference not in REFERENCES:
-        raise ValueError(
-            f"align_lengths: reference={reference!r}; allowed: {REFERENCES}"
-        )
-    if tolerance < 0:
-        raise ValueError(f"align_lengths: tolerance={tolerance} must be >= 0")
-    batch = a.size(0)
-    if (
-        v.size(0) != batch
-        or a_lens.shape != (batch,)
-        or v_lens.shape != (batch,)
-        or (uids is not None and len(uids) != batch)
-    ):
-        raise ValueError(
-            f"align_lengths: inconsistent batch: audio {tuple(a.shape)}, video "
-            f"{tuple(v.shape)}, a_lens {tuple(a_lens.shape)}, v_lens "
-            f"{tuple(v_lens.shape)}, uids {None if uids is None else len(uids)}"
-        )
-    a_lens = a_lens.to(v_lens.device)
-    bad = ((a_lens - v_lens).abs() > tolerance).nonzero().flatten().tolist()
-    if bad:
-        details = "; ".join(
-            f"utterance {uids[i] if uids is not None else f'at batch index {i}'}: "
-            f"audio has {int(a_lens[i])} frames, video has {int(v_lens[i])} frames"
-            for i in bad[:5]
-        )
-        more = f" (and {len(bad) - 5} more)" if len(bad) > 5 else ""
-        raise ValueError(
-            f"audio and video lengths differ by more than tolerance={tolerance} "
-            f"frames: {details}{more}"
-        )
-    if reference == "video":
-        lens = v_lens
-    elif reference == "audio":
-        lens = a_lens
-    else:
-        lens = torch.minimum(a_lens, v_lens)
-    total = int(lens.max()) if batch > 0 else 0
-    return _fit_time(a, a_lens, lens, total), _fit_time(v, v_lens, lens, total), lens
-
 
 class MLPFusion(nn.Module):
     """Concatenate audio and video frames and mix them with a 2-layer MLP.
@@ -160,8 +67,6 @@ class MLPFusion(nn.Module):
         """Feature dimension of the fused output."""
         return self._output_size
 
-    align_lengths = staticmethod(align_lengths)
-
     def forward(
         self,
         audio: torch.Tensor,
@@ -172,7 +77,7 @@ class MLPFusion(nn.Module):
 
         Args:
             audio: (B, T, D_a) audio frames.
-            video: (B, T, D_v) video frames (same T; see :func:`align_lengths`).
+            video: (B, T, D_v) video frames (the same T).
             lengths: Optional (B,) valid frames. When given, only valid frames
                 go through the MLP (and into the BatchNorm statistics) and
                 padded output frames are zero; otherwise all B·T frames do.
@@ -193,7 +98,7 @@ class MLPFusion(nn.Module):
             raise ValueError(
                 f"MLPFusion: audio {tuple(audio.shape)} and video "
                 f"{tuple(video.shape)} must be (B, T, {self.audio_input_size}) and "
-                f"(B, T, {self.video_input_size}); align them with align_lengths"
+                f"(B, T, {self.video_input_size}) with the same B and T"
             )
         x = torch.cat([audio, video], dim=-1)  # (B, T, D_a + D_v)
         batch, frames = x.shape[:2]

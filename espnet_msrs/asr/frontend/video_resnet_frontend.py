@@ -38,7 +38,7 @@ from espnet_msrs.layers.resnet import (
 
 
 class VideoResNetFrontend(AbsFrontend):
-    """3D-conv + 2D ResNet visual front end (``frontend: video_resnet``).
+    """3D-conv + 2D ResNet visual front end (the video branch of ``frontend: av_resnet``).
 
     Args:
         stem_channels: Output channels of the 3D convolution stem.

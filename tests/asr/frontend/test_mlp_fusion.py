@@ -1,9 +1,9 @@
-"""Tests of the audio-visual MLP fusion and the stream length alignment."""
+"""Tests of the audio-visual MLP fusion."""
 
 import pytest
 import torch
 
-from espnet_msrs.asr.frontend.mlp_fusion import MLPFusion, align_lengths
+from espnet_msrs.asr.frontend.mlp_fusion import MLPFusion
 
 TINY = dict(audio_input_size=3, video_input_size=5, hidden_units=16, output_size=6)
 
@@ -56,69 +56,12 @@ def test_gradients_reach_every_parameter():
         assert torch.count_nonzero(param.grad) > 0, name
 
 
-def test_align_within_tolerance_trims_and_pads_to_video():
-    a = torch.arange(1.0, 11.0).view(1, 10, 1).repeat(2, 1, 2)  # (2, 10, 2)
-    v = -torch.arange(1.0, 10.0).view(1, 9, 1).repeat(2, 1, 3)  # (2, 9, 3)
-    a_lens, v_lens = torch.tensor([10, 7]), torch.tensor([8, 9])
-    a2, v2, lens = MLPFusion.align_lengths(a, a_lens, v, v_lens, tolerance=2)
-    assert lens.tolist() == [8, 9]
-    assert a2.shape == (2, 9, 2) and v2.shape == (2, 9, 3)
-    # utterance 0: audio trimmed from 10 to 8 frames
-    assert a2[0, :, 0].tolist() == [1, 2, 3, 4, 5, 6, 7, 8, 0]
-    # utterance 1: audio padded with zeros from 7 to 9 frames
-    assert a2[1, :, 0].tolist() == [1, 2, 3, 4, 5, 6, 7, 0, 0]
-    assert v2[0, :, 0].tolist() == [-1, -2, -3, -4, -5, -6, -7, -8, 0]
-    assert torch.equal(v2[1], v[1])
-
-
-def test_align_min_reference():
-    a, v = torch.ones(2, 6, 2), torch.ones(2, 5, 2)
-    a2, v2, lens = align_lengths(
-        a, torch.tensor([6, 4]), v, torch.tensor([5, 5]), reference="min"
-    )
-    assert lens.tolist() == [5, 4]
-    assert a2.shape == v2.shape == (2, 5, 2)
-    assert a2[:, :, 0].sum(1).tolist() == v2[:, :, 0].sum(1).tolist() == [5, 4]
-
-
-def test_align_beyond_tolerance_names_the_utterance():
-    a, v = torch.zeros(2, 10, 2), torch.zeros(2, 10, 2)
-    a_lens, v_lens = torch.tensor([10, 5]), torch.tensor([10, 9])
-    with pytest.raises(ValueError, match=r"spk1-utt2.*audio has 5.*video has 9"):
-        uids = ["spk1-utt1", "spk1-utt2"]
-        align_lengths(a, a_lens, v, v_lens, tolerance=2, uids=uids)
-    with pytest.raises(ValueError, match=r"batch index 1.*5.*9"):
-        MLPFusion.align_lengths(a, a_lens, v, v_lens, tolerance=2)
-    # Exactly at the tolerance passes.
-    _, _, lens = align_lengths(a, a_lens, v, v_lens, tolerance=4)
-    assert lens.tolist() == [10, 9]
-
-
-def test_fused_aligned_streams():
-    fusion = _tiny().eval()
-    a, v = torch.randn(2, 8, 3), torch.randn(2, 7, 5)
-    a2, v2, lens = fusion.align_lengths(
-        a, torch.tensor([8, 6]), v, torch.tensor([7, 7]), uids=["u1", "u2"]
-    )
-    out = fusion(a2, v2, lens)
-    assert out.shape == (2, 7, 6)
-    assert torch.count_nonzero(out) == 2 * 7 * 6
-
-
 def test_bad_config_and_input_raise():
     with pytest.raises(ValueError, match="hidden_units"):
         MLPFusion(**{**TINY, "hidden_units": 0})
     fusion = _tiny()
-    with pytest.raises(ValueError, match="align_lengths"):
+    with pytest.raises(ValueError, match=r"\(B, T, 3\) and \(B, T, 5\) with the same B and T"):
         fusion(torch.randn(2, 7, 3), torch.randn(2, 6, 5))
-    with pytest.raises(ValueError, match="reference"):
-        align_lengths(
-            torch.zeros(1, 2, 1),
-            torch.tensor([2]),
-            torch.zeros(1, 2, 1),
-            torch.tensor([2]),
-            reference="longest",
-        )
 
 
 def test_msrs_masking_reaches_both_linears():
