@@ -15,10 +15,15 @@ so that the ratios compare like with like (see :mod:`bench.common`):
   and the ``av`` preprocessor in training mode (wav read, babble noise at a
   random SNR, z-normalisation, random crop and flip, adaptive time masking,
   packing), one process;
-* ``iterator``: ESPnet's iterator — the task's ``build_iter_factory`` with
-  its batch sampler, ``CommonCollateFn`` and a DataLoader with 1 and N
-  worker processes, as ``asr_train`` builds it (``sorted`` batches of
-  ``--batch_size``).
+* ``inference``: ESPnet's streaming iterator as ``asr_inference`` builds it
+  (the ``av`` preprocessor in evaluation mode: centre crop, normalisation,
+  packing; batches of one), one process;
+* ``iterator``: ESPnet's training iterator — the task's
+  ``build_iter_factory`` with its batch sampler, ``CommonCollateFn`` and a
+  DataLoader with 1 and N worker processes, as ``asr_train`` builds it
+  (``sorted`` batches of ``--batch_size``). ESPnet starts the workers anew
+  every epoch; their start-up is part of the figure, a larger share the
+  fewer utterances an epoch has.
 
 Per-core rates divide by the CPU time of this process and of the finished
 DataLoader workers (``RUSAGE_CHILDREN``); wall rates by elapsed time, which
@@ -269,6 +274,20 @@ def build_measures(conf: PipelineConfig, data: Dict[str, Any]) -> Dict[str, Tupl
             return sum(len(ds[key][1]["speech"]) for key in keys)
         return run
 
+    def inference(fmt: str) -> Measure:
+        # as espnet2.bin.asr_inference builds it (one process, batch size 1)
+        args = task_args(conf, work, scp[fmt], "video", 0)
+        data = [(str(work / "wav.scp"), "speech", "sound"), (str(scp[fmt]), "video", "video")]
+
+        def run(_: int) -> int:
+            loader = MSRSASRTask.build_streaming_iterator(
+                data, dtype="float32", batch_size=1, num_workers=0,
+                preprocess_fn=MSRSASRTask.build_preprocess_fn(args, False),
+                collate_fn=MSRSASRTask.build_collate_fn(args, False),
+                allow_variable_data_keys=True, inference=True)
+            return sum(int(batch["speech_lengths"].sum()) for _, batch in loader)
+        return run
+
     def iterator(fmt: str, workers: int) -> Measure:
         args = task_args(conf, work, scp[fmt], "video", workers)
         factory = MSRSASRTask.build_iter_factory(args, DistributedOption(), "train")
@@ -288,6 +307,8 @@ def build_measures(conf: PipelineConfig, data: Dict[str, Any]) -> Dict[str, Tupl
         "npy dataset": ("dataset", dataset("npy", "video")),
         "mp4 dataset": ("dataset", dataset("mp4", "video")),
         "mp4 swscale dataset (before)": ("dataset", dataset("mp4", SWSCALE_DATA_TYPE)),
+        "npy inference": ("inference", inference("npy")),
+        "mp4 inference": ("inference", inference("mp4")),
     }
     for workers in sorted({1, conf.workers}):
         for fmt in ("npy", "mp4"):
@@ -363,6 +384,7 @@ def ratios(results: Dict[str, Dict], samples: Dict[str, Dict[str, List[float]]],
         "decode threads AUTO vs none, wall": (
             "mp4 decode only, threads AUTO", "mp4 decode only", "wall"),
         "mp4 vs npy, dataset": ("mp4 dataset", "npy dataset", "cpu"),
+        "mp4 vs npy, inference": ("mp4 inference", "npy inference", "cpu"),
         "mp4 vs swscale (before), dataset": (
             "mp4 dataset", "mp4 swscale dataset (before)", "cpu"),
         "mp4 vs npy, iterator 1 worker": ("mp4 iterator, 1 worker", "npy iterator, 1 worker", "cpu"),

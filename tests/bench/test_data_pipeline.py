@@ -56,7 +56,7 @@ def test_every_measure_counts_every_frame(result):
     res = result["json"]
     frames = res["data"]["frames"]
     assert res["data"]["utts"] == 3 and res["data"]["seconds"] == frames / 25
-    levels = {"decode": 5, "dataset": 3, "iterator": 4}  # iterator: 1 and 2 workers
+    levels = {"decode": 5, "dataset": 3, "inference": 2, "iterator": 4}  # 1, 2 workers
     for level, count in levels.items():
         assert sum(m["level"] == level for m in res["measures"].values()) == count
     for name, m in res["measures"].items():
