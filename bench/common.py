@@ -151,3 +151,31 @@ def machine_line(machine: Dict[str, Any]) -> str:
         f"{machine['torch_threads']} torch threads){gpu}, torch {machine['torch']}, "
         f"{machine['date']}{load_text}, git {machine.get('git_revision')}"
     )
+
+
+def _conv_backward_flop(grad_out_shape, x_shape, w_shape, _bias, _stride, _padding,
+                        _dilation, transposed, _output_padding, _groups, output_mask,
+                        out_shape=None) -> int:
+    """FLOPs of ``aten.convolution_backward``, grouped convolutions included.
+
+    The gradient of the input and that of the weight each take as many
+    multiply-adds as the forward convolution (whose weight shape
+    ``(C_out, C_in / groups, *k)`` already accounts for the groups). torch's
+    own formula ignores ``groups`` and counts a depthwise convolution's
+    backward as a dense convolution's (C_in times too much).
+    """
+    from torch.utils.flop_counter import conv_flop_count
+
+    forward = conv_flop_count(x_shape, w_shape, grad_out_shape, transposed=transposed)
+    return forward * (int(bool(output_mask[0])) + int(bool(output_mask[1])))
+
+
+def flop_counter() -> "torch.utils.flop_counter.FlopCounterMode":
+    """torch's ``FlopCounterMode`` (matrix products and convolutions, from their
+    shapes; multiply-add = 2 FLOPs) with the grouped-convolution backward fixed."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    return FlopCounterMode(
+        display=False,
+        custom_mapping={torch.ops.aten.convolution_backward: _conv_backward_flop},
+    )

@@ -70,6 +70,7 @@ import torch  # noqa: E402
 
 from bench.common import (  # noqa: E402
     CPUClock,
+    flop_counter,
     machine_info,
     machine_line,
     paired_ratio,
@@ -412,7 +413,6 @@ def forward_flops_per_frame(config: Path, frames: int, tokens: int) -> Dict[str,
     utterance of ``frames`` frames and ``tokens`` tokens without gradients.
     """
     import yaml
-    from torch.utils.flop_counter import FlopCounterMode
 
     from espnet_msrs.asr.frontend.av_resnet_frontend import packed_dim
     from espnet_msrs.tasks.asr import MSRSASRTask
@@ -428,7 +428,7 @@ def forward_flops_per_frame(config: Path, frames: int, tokens: int) -> Dict[str,
     dim = packed_dim(front["modality"], front["crop_size"], front["hop_length"])
     speech = torch.randn(1, frames, dim)
     text = torch.randint(2, 4998, (1, tokens))
-    counter = FlopCounterMode(display=False)
+    counter = flop_counter()
     with torch.no_grad(), counter:
         model(speech=speech, speech_lengths=torch.tensor([frames]),
               text=text, text_lengths=torch.tensor([tokens]))

@@ -13,10 +13,12 @@ several variants and measures, interleaved round-robin in one process:
 * peak memory of a training step (see *Memory* below);
 * parameter counts (θ; MSRS mask logits φ; non-zero weights);
 * FLOPs of a training step (forward and backward) counted by torch's
-  ``FlopCounterMode``: the matrix products and convolutions, from their
-  shapes (every Linear/Conv, factors of low-rank layers included, the
-  attention products and the depthwise convolution); elementwise work
-  (masks, activations, norms, dropout) and the optimizer are not counted;
+  ``FlopCounterMode`` (:func:`bench.common.flop_counter`, which corrects its
+  count of a grouped convolution's backward): the matrix products and
+  convolutions, from their shapes (every Linear/Conv, factors of low-rank
+  layers included, the attention products and the depthwise convolution);
+  elementwise work (masks, activations, norms, dropout) and the optimizer
+  are not counted;
 * where the step's time goes (CPU): a profile of one step split into the
   operators whose FLOPs are counted (matrix products and convolutions) and
   the rest, which explains how close a low-rank variant comes to its FLOP
@@ -135,9 +137,9 @@ if __package__ in (None, ""):  # run as a script: python bench/train_step.py
 
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
-from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from bench.common import (  # noqa: E402
+    flop_counter,
     machine_info,
     machine_line,
     paired_ratio,
@@ -187,7 +189,8 @@ GOALS = {
 _MIB = 2.0**20
 #: Profiler operators that do the work FlopCounterMode counts (matrix
 #: products and convolutions, forward and backward).
-_FLOP_OPS = re.compile(r"^aten::_?(mm|addmm|bmm|baddbmm|\w*convolution\w*)$")
+_FLOP_OPS = re.compile(
+    r"^aten::(mm|addmm|bmm|baddbmm|_?\w*convolution\w*|_slow_conv\w*|thnn_conv\w*)$")
 
 
 @dataclasses.dataclass
@@ -568,7 +571,7 @@ def parameter_counts(variant: Variant) -> Dict[str, int]:
 
 
 def count_step_flops(model: nn.Module, batch: Dict[str, torch.Tensor]) -> Dict[str, Any]:
-    """FLOPs of one training step's forward and backward, by ``FlopCounterMode``.
+    """FLOPs of one training step's forward and backward (:func:`flop_counter`).
 
     Runs the forward and the backward of ``batch`` (no optimizer step; the
     gradients are dropped afterwards, the weights are unchanged).
@@ -577,7 +580,7 @@ def count_step_flops(model: nn.Module, batch: Dict[str, torch.Tensor]) -> Dict[s
         ``forward``, ``backward`` and ``train_total`` FLOPs, and ``by_op``:
         aten operator -> FLOPs of the whole step.
     """
-    forward, backward = FlopCounterMode(display=False), FlopCounterMode(display=False)
+    forward, backward = flop_counter(), flop_counter()
     with forward:
         loss, _, _ = model(**batch)
     with backward:

@@ -145,6 +145,9 @@ def test_flop_counts(tiny_result):
            + 2 * rows_d * D * vocab)                  # output layer
     ctc = 2 * rows_e * D * vocab
     assert dense["forward"] == enc + dec + ctc
+    # the convolutions' backward: input and weight gradients, one forward each
+    # (the depthwise one counted with its groups)
+    assert dense["by_op"]["aten.convolution_backward"] == 2 * dense["by_op"]["aten.convolution"]
     # FFN-only low rank: rows x 2(mn − r(m+n)) less per FFN linear in the
     # forward, and twice that in the backward (gradients of input and weight).
     r = int(0.25 * D)
