@@ -123,7 +123,8 @@ def decode_only(path: str, thread_type: Optional[str] = None) -> int:
 
 
 def register_swscale_data_type() -> None:
-    """Add the ``before`` reader as data type ``video_swscale`` (this process)."""
+    """Add the ``before`` reader as data type ``swscale_video`` (this process
+    and the DataLoader workers it forks)."""
     from espnet2.train import dataset
 
     from espnet_msrs.train.video_data import VideoScpReader
@@ -289,8 +290,8 @@ def build_measures(conf: PipelineConfig, data: Dict[str, Any]) -> Dict[str, Tupl
             return sum(int(batch["speech_lengths"].sum()) for _, batch in loader)
         return run
 
-    def iterator(fmt: str, workers: int) -> Measure:
-        args = task_args(conf, work, scp[fmt], "video", workers)
+    def iterator(fmt: str, workers: int, video_type: str = "video") -> Measure:
+        args = task_args(conf, work, scp[fmt], video_type, workers)
         factory = MSRSASRTask.build_iter_factory(args, DistributedOption(), "train")
 
         def run(r: int) -> int:
@@ -315,6 +316,8 @@ def build_measures(conf: PipelineConfig, data: Dict[str, Any]) -> Dict[str, Tupl
         for fmt in ("npy", "mp4"):
             measures[f"{fmt} iterator, {workers} worker{'s' * (workers > 1)}"] = (
                 "iterator", iterator(fmt, workers))
+    measures["mp4 swscale iterator, 1 worker (before)"] = (
+        "iterator", iterator("mp4", 1, SWSCALE_DATA_TYPE))
     return measures
 
 
@@ -389,6 +392,8 @@ def ratios(results: Dict[str, Dict], samples: Dict[str, Dict[str, List[float]]],
         "mp4 vs swscale (before), dataset": (
             "mp4 dataset", "mp4 swscale dataset (before)", "cpu"),
         "mp4 vs npy, iterator 1 worker": ("mp4 iterator, 1 worker", "npy iterator, 1 worker", "cpu"),
+        "mp4 vs swscale (before), iterator 1 worker": (
+            "mp4 iterator, 1 worker", "mp4 swscale iterator, 1 worker (before)", "cpu"),
     }
     if workers > 1:
         many = f"{workers} workers"
@@ -445,7 +450,7 @@ def paper_estimate(result: Dict[str, Any], configs: Sequence[Path], gpu_tflops: 
     per_core = {fmt: result["measures"][f"{fmt} iterator, 1 worker"]["fps_per_core"]
                 for fmt in ("mp4", "npy")}
     per_core["mp4 swscale (before)"] = result["measures"][
-        "mp4 swscale dataset (before)"]["fps_per_core"]
+        "mp4 swscale iterator, 1 worker (before)"]["fps_per_core"]
     rows = []
     for config in configs:
         row = forward_flops_per_frame(Path(config), frames, tokens)
@@ -473,10 +478,10 @@ def format_result(result: Dict[str, Any]) -> str:
              f"({data['seconds']:.0f} s at 25 fps); {result['config']['repeats']} "
              f"timed rounds; per core = frames / CPU seconds of the process and "
              f"its DataLoader workers",
-             f"{'measure':<34} {'level':<9} {'frames/s/core':>13} {'x RT/core':>9} "
+             f"{'measure':<40} {'level':<9} {'frames/s/core':>13} {'x RT/core':>9} "
              f"{'frames/s wall':>13} {'x RT wall':>9}"]
     for name, m in result["measures"].items():
-        lines.append(f"{name:<34} {m['level']:<9} {m['fps_per_core']:>13.0f} "
+        lines.append(f"{name:<40} {m['level']:<9} {m['fps_per_core']:>13.0f} "
                      f"{m['realtime_per_core']:>9.0f} {m['fps_wall']:>13.0f} "
                      f"{m['realtime_wall']:>9.0f}")
     lines.append("ratios of frames/s, median of per-round ratios [p25-p75]:")
