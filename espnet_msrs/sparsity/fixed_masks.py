@@ -33,7 +33,10 @@ class FixedMasks:
     @typechecked
     def __init__(self, mask_file: str):
         self.mask_file = mask_file
-        self.masks = load_masks(mask_file)
+        try:
+            self.masks = load_masks(mask_file)
+        except ValueError as e:
+            raise ValueError(f"msrs_conf.mask_file: {e}") from e
 
     def initial_masks(
         self, weights: Mapping[str, torch.Tensor]

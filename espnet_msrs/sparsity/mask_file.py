@@ -19,6 +19,7 @@ from typeguard import typechecked
 
 from espnet_msrs.sparsity.folding import masks_sparsity
 from espnet_msrs.utils import atomic
+from espnet_msrs.utils.safe_load import load_torch_file
 
 MASK_FILE_FORMAT = "espnet_msrs.sparsity.masks"
 MASK_FILE_VERSION = 1
@@ -67,12 +68,7 @@ def save_masks(
 
 def _load_mask_file(path: Union[str, Path]) -> Dict[str, Any]:
     path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"mask file {str(path)!r} does not exist")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # pickle / zip errors of a foreign file
-        raise ValueError(f"mask file {str(path)!r} cannot be read: {e}")
+    payload = load_torch_file(path, what="mask file")  # ValueError naming it
     if not isinstance(payload, dict) or payload.get("format") != MASK_FILE_FORMAT:
         raise ValueError(
             f"mask file {str(path)!r} is not a {MASK_FILE_FORMAT} file "

@@ -36,7 +36,7 @@ def test_msrs_conf_builds_the_method_with_coercion_and_errors(tmp_path):
         build_sparse_method({"epsilon": 0.1})
     with pytest.raises(ValueError, match="penalty_mode='eq5'"):
         build_sparse_method({"mode": "search", "penalty_mode": "eq5"})
-    with pytest.raises(ValueError, match="missing.pth.*does not exist"):
+    with pytest.raises(ValueError, match="msrs_conf.mask_file: .*missing.pth: mask file not found"):
         build_sparse_method({"mode": "sparse", "mask_file": str(tmp_path / "missing.pth")})
 
 
