@@ -273,3 +273,22 @@ def test_espnet_initialize_recomputes_phi(init):
         torch.testing.assert_close(
             layer.mask_logits, initial_mask_logits(layer.weight), rtol=0, atol=0
         )
+
+
+def test_effective_weight_has_no_subnormals_and_the_same_products():
+    """Far-negative φ gives subnormal θ·σ(τ_f φ) (slow x86 matmuls): they are
+    flushed to 0, which changes no output of the layer."""
+    torch.manual_seed(0)
+    layer = MaskedLinear(64, 32)
+    with torch.no_grad():
+        layer.mask_logits.copy_(torch.linspace(-9.3e-4, 3e-4, 64 * 32).view(32, 64))
+    tiny = torch.finfo(torch.float32).tiny
+    reference = layer.weight.detach() * torch.sigmoid(
+        layer.mask_logits.detach().double() * layer.tau_forward).float()
+    assert int(((reference != 0) & (reference.abs() < tiny)).sum()) > 0
+    w = layer.effective_weight().detach()
+    assert int(((w != 0) & (w.abs() < tiny)).sum()) == 0
+    x = torch.randn(16, 64)
+    kept = torch.where(w == 0, reference, w)  # the tail's subnormals kept
+    expected = torch.nn.functional.linear(x, kept, layer.bias.detach())
+    assert torch.equal(layer(x).detach(), expected)
