@@ -1047,7 +1047,8 @@ def plot_fig1(results: Sequence[Mapping[str, Any]], out: Path) -> Optional[str]:
         ax.set_title(f"VSR, depth {depth}")
         ax.set_xlabel("step")
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=6)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=6)
     axes[0][0].set_ylabel(f"L2 grad norm, first encoder FFN ({GRAD_KEY})")
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -1276,7 +1277,7 @@ def bench_commands(table: str, knobs: Knobs) -> Dict[str, List[str]]:
     """The two benchmark runs of an LR-SMS table: the study's model, and the
     paper's width (768, 2+1 blocks standing in for 12+6, see the benchmark)."""
     variants = ",".join(LR_BENCH_VARIANT.values())
-    base = [sys.executable, str(REPO / "bench" / "benchmark.py"), "--variants", variants]
+    base = [sys.executable, str(REPO / "bench" / "train_step.py"), "--variants", variants]
     dec = str(max(1, LR_DEPTH // 2))
     study = base + BENCH_SIZES[table] + [
         "--encoder_blocks", str(LR_DEPTH), "--decoder_blocks", dec,
@@ -1285,7 +1286,8 @@ def bench_commands(table: str, knobs: Knobs) -> Dict[str, List[str]]:
     if knobs.ngpu > 0:
         study += ["--device", "cuda"]
     if knobs.micro:
-        return {"study": study + ["--repeats", "1", "--warmup", "0", "--no_memory"]}
+        return {"study": study + ["--repeats", "1", "--warmup", "0", "--no_memory",
+                                  "--no_profile"]}
     paper = base + ["--repeats", "3"] + (["--device", "cuda"] if knobs.ngpu > 0 else [])
     return {"study": study + ["--repeats", "10"], "paper": paper}
 
