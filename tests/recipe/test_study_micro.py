@@ -288,3 +288,22 @@ def test_lrsms_report_from_numbers_and_benchmark(tmp_path):
     assert "| Linear MHSA [0.1, 0.2], FFN [0.2, 0.4] | 1 k | – | 0.80 | 0.90 | 0.80 | 0.90 |" \
         in table
     assert "| FFN only, α = 0.25 (Kaiming) | 1 k | – | – | – | – | – |" in table
+
+
+def test_lrsms_benchmark_runs_every_variant(tmp_path):
+    """The LR-SMS tables' side-by-side benchmark command (micro: one round)."""
+    knobs = study.Knobs(recipe_dir=tmp_path, micro=True)
+    commands = study.bench_commands("lrsms_asr", knobs)
+    assert list(commands) == ["study"]
+    study.run_benchmarks("lrsms_asr", knobs)
+    data = json.loads((tmp_path / "exp" / "study_logs" / "bench_lrsms_asr_study.json").read_text())
+    limits = data["against_limit"]
+    for variant in study.LR_BENCH_VARIANT.values():
+        assert limits[variant]["step_ratio"] > 0, variant
+    assert limits["dense"]["param_ratio"] == 1.0
+    assert limits["lr_all_a012"]["param_ratio"] < limits["lr_all_a025"]["param_ratio"] < 1.0
+    # a second call finds it done (same command) and does not rerun it
+    stamp = tmp_path / "exp" / "study_logs" / "bench_lrsms_asr_study.json"
+    before = stamp.stat().st_mtime_ns
+    study.run_benchmarks("lrsms_asr", knobs)
+    assert stamp.stat().st_mtime_ns == before

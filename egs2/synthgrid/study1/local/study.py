@@ -206,7 +206,7 @@ LR_ROWS = {
                 "ffn_linear": "lowrank", "ffn_alpha": [0.2, 0.4]}),
     "ffn050": ("FFN only, α = 0.5", {"ffn_linear": "lowrank", "ffn_alpha": 0.5}),
 }
-#: The benchmark variant (espnet_msrs.bin.benchmark) of each LR-SMS row.
+#: The benchmark variant (bench/train_step.py) of each LR-SMS row.
 LR_BENCH_VARIANT = {"full": "dense", "a025": "lr_all_a025", "a012": "lr_all_a012",
                     "mhsa012": "lr_mhsa_a012", "ffn025": "lr_ffn_a025",
                     "linear": "lr_sms_m010-020_f020-040"}
