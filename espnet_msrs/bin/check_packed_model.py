@@ -41,8 +41,10 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+from espnet2.utils.types import str2bool
+
 from espnet_msrs.utils import atomic
-from espnet_msrs.utils.data_dir import read_kv, str2bool
+from espnet_msrs.utils.data_dir import read_kv
 from espnet_msrs.utils.runtime import setup_logging
 
 logger = logging.getLogger(__name__)

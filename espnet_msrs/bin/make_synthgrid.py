@@ -13,7 +13,6 @@ again skips complete utterances; a larger ``--utts_per_speaker`` or
 """
 
 import argparse
-import logging
 import os
 import sys
 from typing import List, Optional

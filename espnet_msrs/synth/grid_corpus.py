@@ -32,9 +32,7 @@ import csv
 import json
 import logging
 import math
-import multiprocessing
 import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -48,7 +46,9 @@ from espnet_msrs.synth.face import (
     head_motion,
     mouth_trajectory,
 )
-from espnet_msrs.synth.tts import Voice, synthesize
+from espnet_msrs.synth.tts import Voice, require_espeak, synthesize
+from espnet_msrs.utils import atomic
+from espnet_msrs.utils.parallel import parallel_map
 
 logger = logging.getLogger(__name__)
 
@@ -317,27 +317,6 @@ def render_utterance(
 
 
 # ------------------------------------------------------------------ file I/O
-def _atomic_path(path: Path):
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    return Path(tmp)
-
-
-def _write_atomic(path: Path, writer) -> None:
-    tmp = _atomic_path(path)
-    try:
-        writer(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def _save_npy(path: Path, array: np.ndarray) -> None:
-    with open(path, "wb") as f:  # a file object: np.save would append ".npy"
-        np.save(f, array)
-
-
 def _utt_paths(out_dir: Path, spk_id: str, code: str) -> Dict[str, Path]:
     base = out_dir / spk_id
     return {
@@ -396,14 +375,11 @@ def _run_job(job: _Job) -> Tuple[Dict, bool]:
     paths["wav"].parent.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng([job.config.seed, job.spk_index, job.utt_index, 1])
     utt = render_utterance(job.sentence, job.speaker, rng, job.config)
-    _write_atomic(
-        paths["wav"],
-        lambda p: sf.write(
-            str(p), utt.audio, utt.sample_rate, format="WAV", subtype="PCM_16"
-        ),
-    )
-    _write_atomic(paths["landmarks"], lambda p: _save_npy(p, utt.landmarks))
-    _write_atomic(paths["text_file"], lambda p: p.write_text(job.sentence.text + "\n"))
+    with atomic.atomic_path(paths["wav"]) as tmp:
+        sf.write(str(tmp), utt.audio, utt.sample_rate, format="WAV", subtype="PCM_16")
+    with atomic.atomic_open(paths["landmarks"], "wb") as f:  # np.save(path) appends .npy
+        np.save(f, utt.landmarks)
+    atomic.write_text(paths["text_file"], job.sentence.text + "\n")
     write_video(paths["video"], utt.frames, fps=job.config.fps, crf=job.config.crf)
     return (
         _manifest_row(out_dir, job, utt.duration, len(utt.frames), utt.sample_rate),
@@ -425,7 +401,7 @@ def _check_config(out_dir: Path, config: GenerationConfig) -> None:
                 )
         if previous == current:
             return
-    _write_atomic(path, lambda p: p.write_text(json.dumps(current, indent=2) + "\n"))
+    atomic.write_json(path, current)
 
 
 def generate_corpus(
@@ -453,6 +429,7 @@ def generate_corpus(
     """
     config = config or GenerationConfig()
     config.validate()
+    require_espeak()  # a clear error here rather than in every worker
     if nj < 1:
         raise ValueError(f"nj={nj} must be >= 1")
     out = Path(out_dir)
@@ -472,42 +449,16 @@ def generate_corpus(
         config.seed,
         nj,
     )
-    rows, generated = [], 0
-    start = last_log = time.monotonic()
-    if nj == 1:
-        results = map(_run_job, jobs)
-        pool = None
-    else:
-        ctx = multiprocessing.get_context("fork" if hasattr(os, "fork") else "spawn")
-        pool = ctx.Pool(nj)
-        results = pool.imap_unordered(_run_job, jobs, chunksize=2)
-    try:
-        for done, (row, made) in enumerate(results, 1):
-            rows.append(row)
-            generated += made
-            now = time.monotonic()
-            if now - last_log > 5.0 or done == len(jobs):
-                rate = done / max(now - start, 1e-9)
-                logger.info(
-                    "progress done=%d/%d generated=%d rate=%.1f utt/s eta=%.0fs",
-                    done,
-                    len(jobs),
-                    generated,
-                    rate,
-                    (len(jobs) - done) / rate,
-                )
-                last_log = now
-    finally:
-        if pool is not None:
-            pool.close()
-            pool.join()
-    rows.sort(key=lambda r: r["utt_id"])
+    start = time.monotonic()
+    results = parallel_map(_run_job, jobs, nj=nj, what="utterances", log_every=5.0, chunksize=2)
+    rows = sorted((row for row, _ in results), key=lambda r: r["utt_id"])
+    generated = sum(made for _, made in results)
     manifest = out / "manifest.tsv"
     lines = ["\t".join(MANIFEST_COLUMNS)]
     lines += ["\t".join(str(r[c]) for c in MANIFEST_COLUMNS) for r in rows]
     content = "\n".join(lines) + "\n"
     if not manifest.is_file() or manifest.read_text() != content:
-        _write_atomic(manifest, lambda p: p.write_text(content))
+        atomic.write_text(manifest, content)
     logger.info(
         "Synthetic GRID corpus done: utterances=%d generated=%d skipped=%d "
         "elapsed=%.1fs manifest=%s",

@@ -140,6 +140,24 @@ class Synthesis:
         return len(self.audio) / float(self.sample_rate)
 
 
+def require_espeak():
+    """The ``espeakng_loader`` module (libespeak-ng and its data).
+
+    Raises:
+        ImportError: It is not installed; the message says how to get it
+            (the synthetic corpus is demo-only: ``espnet_msrs[demo]``).
+    """
+    try:
+        import espeakng_loader
+    except ImportError as e:
+        raise ImportError(
+            "the synthetic demo corpus (espnet_msrs.synth) needs espeak-ng through the "
+            "'espeakng-loader' package, which is not installed: pip install "
+            "'espnet_msrs[demo]' (or 'make env', whose lock has it)"
+        ) from e
+    return espeakng_loader
+
+
 class _Engine:
     """Process-wide handle of libespeak-ng (initialised lazily, once per pid)."""
 
@@ -156,13 +174,7 @@ class _Engine:
         """Load and initialise the library in this process (caller holds lock)."""
         if cls._lib is not None and cls._pid == os.getpid():
             return cls._lib
-        try:
-            import espeakng_loader
-        except ImportError as e:  # pragma: no cover - dependency is pinned
-            raise ImportError(
-                "espeakng-loader is required for speech synthesis "
-                "(pip install 'espeakng-loader==0.2.*')"
-            ) from e
+        espeakng_loader = require_espeak()
         lib = ctypes.CDLL(espeakng_loader.get_library_path())
         lib.espeak_Initialize.argtypes = [
             ctypes.c_int,

@@ -187,7 +187,7 @@ class AVPreprocessor(AbsPreprocessor):
         masks_per_second: Time masks per second of signal in training
             (0 disables time masking).
         max_mask_sec: Longest time mask in seconds.
-        babble_path: Babble noise wav (see :mod:`espnet_msrs.train.babble`);
+        babble_path: Babble noise wav (see :mod:`espnet_msrs.data_prep.noise`);
             None disables noise mixing.
         noise_snrs: SNRs (dB) to draw from in training; None entries = clean.
         eval_snr: Fixed SNR (dB) of babble noise with ``train=False``; None

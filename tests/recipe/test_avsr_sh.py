@@ -1,12 +1,14 @@
 """The shared stage script egs2/TEMPLATE/avsr1/avsr.sh: syntax, options,
 the data stages and their idempotency, and distributed training on CPU."""
 
+import json
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import soundfile as sf
 import yaml
@@ -27,9 +29,11 @@ REQUIRED_OPTIONS = (
 )
 
 
-def run(args, cwd, **kw):
+def run(args, cwd, env_extra=None, **kw):
     env = dict(os.environ, PATH=f"{BIN}:{os.environ['PATH']}", PYTHONPATH=str(REPO),
                OMP_NUM_THREADS="1")
+    env.pop("NOISEX_BABBLE", None)
+    env.update(env_extra or {})
     return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, **kw)
 
 
@@ -108,6 +112,70 @@ def test_data_stages_and_second_run(recipe):
     assert "Stage 3: format and validate: dump/prep/test" in third.stdout
     assert "missing video" not in third.stdout
     assert len((recipe / "dump" / "raw" / "test" / "text").read_text().splitlines()) == 2
+    # a changed recording behind an unchanged wav.scp: stage 2 redoes that set
+    # and rewrites the 16 kHz copy of that file only
+    uid, src = (recipe / "data" / "test" / "wav.scp").read_text().split("\n")[0].split()
+    copies = sorted((recipe / "dump" / "audio16000" / "test").glob("*.wav"))
+    before = {p.name: p.stat().st_mtime_ns for p in copies}
+    audio, rate = sf.read(src)
+    sf.write(src, -audio, rate, subtype="PCM_16")
+    fourth = run(["./avsr.sh", *opts], cwd=recipe)
+    assert fourth.returncode == 0, fourth.stderr
+    assert "Stage 2: preprocessing: data/test -> dump/prep/test" in fourth.stdout
+    after = {p.name: p.stat().st_mtime_ns for p in copies}
+    assert [n for n in before if after[n] != before[n]] == [f"{uid}.wav"]
+    new, _ = sf.read(recipe / "dump" / "audio16000" / "test" / f"{uid}.wav")
+    assert new[100] == pytest.approx(-audio[100], abs=1e-3)
+
+
+def test_one_writer_per_experiment(recipe):
+    """A live lock stops a second run and names its process; a dead one is taken over."""
+    opts = ["--stage", "2", "--stop_stage", "2", "--train_set", "train", "--valid_set",
+            "valid", "--test_sets", "test", "--nj", "1"]
+    holder = subprocess.Popen(["sleep", "60"])
+    lock = recipe / "dump" / ".lock"
+    lock.parent.mkdir()
+    host = os.uname().nodename
+    lock.write_text(f"{holder.pid} {host} 2026-01-01T00:00:00 ./run.sh --stage 1\n")
+    try:
+        blocked = run(["./avsr.sh", *opts], cwd=recipe)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert blocked.returncode == 1
+    assert (f"dump is being written by process {holder.pid} on {host}" in blocked.stderr)
+    assert not (recipe / "dump" / "prep").exists()  # nothing written
+    taken = run(["./avsr.sh", *opts], cwd=recipe)  # the holder is gone now
+    assert taken.returncode == 0, taken.stderr
+    assert f"Taking over dump/.lock: process {holder.pid} that held it is not running" in taken.stdout
+    assert not lock.exists()  # released at the end
+    exp_lock = recipe / "exp" / "x" / ".lock"  # stages 8-13 lock the experiment
+    exp_lock.parent.mkdir(parents=True)
+    exp_lock.write_text(f"{os.getpid()} {host} 2026-01-01T00:00:00 pytest\n")
+    busy = run(["./avsr.sh", "--stage", "10", "--stop_stage", "10", "--tag", "x",
+                "--train_set", "train", "--valid_set", "valid", "--test_sets", "test"], cwd=recipe)
+    assert busy.returncode == 1 and f"exp/x is being written by process {os.getpid()}" in busy.stderr
+
+
+def test_noisex_recording_is_used_when_set(recipe):
+    t = np.arange(3 * 8000) / 8000
+    noisex = recipe / "babble_8k.wav"
+    sf.write(noisex, 0.3 * np.sin(2 * np.pi * 500 * t), 8000)  # any rate: resampled
+    opts = ["--stage", "2", "--stop_stage", "6", "--train_set", "train", "--valid_set", "valid",
+            "--test_sets", "test", "--nj", "1", "--snrs", "0 10", "--token_type", "char"]
+    proc = run(["./avsr.sh", *opts], cwd=recipe, env_extra={"NOISEX_BABBLE": str(noisex)})
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr
+    noise = recipe / "dump" / "noise"
+    info = json.loads((noise / "babble_train.wav.json").read_text())
+    assert info["request"]["kind"] == "recording" and info["source_rate"] == 8000
+    assert sf.info(noise / "babble_train.wav").samplerate == 16000
+    assert not (noise / "babble_test.wav").exists()  # the test sets use the recording too
+    assert "--noise dump/noise/babble_train.wav" in (noise / "log" / "noisy_test.log").read_text()
+    assert f"the recording {noisex} (NOISEX_BABBLE)" in proc.stdout
+    again = run(["./avsr.sh", *opts], cwd=recipe)  # unset now: synthetic babble, stage 6 redone
+    assert again.returncode == 0, again.stderr
+    assert "Stage 6: synthetic babble noise (NOISEX_BABBLE unset)" in again.stdout
+    assert json.loads((noise / "babble_test.wav.json").read_text())["request"]["kind"] == "synthetic"
 
 
 TINY_CONFIG = {

@@ -6,6 +6,8 @@ import re
 import pytest
 import soundfile
 
+from espnet_msrs.utils.data_dir import read_report
+
 from tests.recipe.fixtures import (
     LIBRI_SETS,
     make_librispeech,
@@ -72,14 +74,51 @@ def test_mismatched_flac_and_transcripts_are_reported(libri):
     assert libri["extra"] not in dev and libri["ghost"] not in dev
 
 
-def test_subset_training_set(libri, tmp_path):
-    proc = run_data_sh("librispeech", "asr1", {"LIBRISPEECH": libri["root"]},
-                       "--train_sets", "train-clean-100", "--train_name", "train_clean_100",
+def test_dropped_utterances_listed_per_data_directory(libri):
+    dropped = read_report(libri["out"] / "data" / "dev" / "dropped.txt")
+    assert set(dropped) == {libri["extra"], libri["ghost"]}
+    assert "no line in" in dropped[libri["extra"]]
+    assert read_report(libri["out"] / "data" / "test_clean" / "dropped.txt") == {}
+
+
+def test_only_the_asked_subsets_are_needed(libri, tmp_path):
+    """A corpus with train-clean-100, dev-clean and test-clean only."""
+    root = tmp_path / "LibriSpeech"
+    root.mkdir()
+    for subset in ("train-clean-100", "dev-clean", "test-clean"):
+        (root / subset).symlink_to(libri["root"] / subset)
+    proc = run_data_sh("librispeech", "asr1", {"LIBRISPEECH": root},
+                       "--train_subsets", "train-clean-100", "--train_name", "train_clean_100",
+                       "--valid_subsets", "dev-clean", "--test_subsets", "test-clean",
                        "--data_dir", tmp_path / "data", "--local_dir", tmp_path / "local")
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 0, proc.stdout + proc.stderr
     ids = set(read_table(tmp_path / "data" / "train_clean_100" / "text"))
     assert ids == {u.uid for u in libri["utts"] if u.subset == "train-clean-100"}
-    assert not (tmp_path / "data" / "train_960").exists()
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == [
+        "dev", "test_clean", "train_clean_100"]
+
+
+@pytest.mark.parametrize("option, subsets, missing", [
+    ("--test_subsets", "test-clean test-other", "test-other"),
+    ("--valid_subsets", "dev-clean dev-other", "dev-other"),
+    ("--train_subsets", "train-clean-100 train-other-500", "train-other-500"),
+])
+def test_a_missing_subset_is_named_with_its_option(libri, tmp_path, option, subsets, missing):
+    root = tmp_path / "LibriSpeech"
+    root.mkdir()
+    for subset in ("train-clean-100", "dev-clean", "test-clean"):
+        (root / subset).symlink_to(libri["root"] / subset)
+    defaults = {"--train_subsets": "train-clean-100", "--valid_subsets": "dev-clean",
+                "--test_subsets": "test-clean", option: subsets}
+    args = [a for kv in defaults.items() for a in kv]
+    proc = run_data_sh("librispeech", "asr1", {"LIBRISPEECH": root}, *args,
+                       "--data_dir", tmp_path / "data", "--local_dir", tmp_path / "local")
+    assert proc.returncode != 0
+    remaining = " ".join(s for s in subsets.split() if s != missing)
+    assert (f"LIBRISPEECH={root} lacks {missing} (asked for by {option} {subsets}): unpack it "
+            f"there, fix LIBRISPEECH in db.sh, or leave it out: ./run.sh {option} "
+            f"\"{remaining}\"") in proc.stdout + proc.stderr
+    assert not (tmp_path / "data").exists()
 
 
 @pytest.mark.parametrize(
@@ -88,14 +127,9 @@ def test_subset_training_set(libri, tmp_path):
         (None, "LIBRISPEECH is not set: set LIBRISPEECH in .*db.sh"),
         ("/nonexistent/LibriSpeech",
          "LIBRISPEECH=/nonexistent/LibriSpeech is not a directory: fix LIBRISPEECH in db.sh"),
-        ("PARTIAL", "lacks train-other-500, .*test-other: fix LIBRISPEECH in db.sh"),
     ],
 )
 def test_wrong_corpus_path_names_db_variable(tmp_path, value, message):
-    if value == "PARTIAL":
-        (tmp_path / "train-clean-100").mkdir()
-        (tmp_path / "train-clean-360").mkdir()
-        value = str(tmp_path)
     env = {} if value is None else {"LIBRISPEECH": value}
     proc = run_data_sh("librispeech", "asr1", env, "--data_dir", tmp_path / "data",
                        "--local_dir", tmp_path / "local")

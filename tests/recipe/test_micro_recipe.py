@@ -120,6 +120,10 @@ def test_results_and_packed_model(micro):
                         r"[0-9.]+ \|", results, re.M)
         assert row, name
     assert TAG in (micro["recipe"] / "RESULTS.md").read_text()
+    n = SPEAKERS * TEST
+    assert f"| test | – | {n} | {n} | {n} | none |  |" in results  # nothing dropped
+    assert "- training augmentation: synthetic babble: 4 utterances of dump/raw/train/wav.scp" \
+        in results
     with zipfile.ZipFile(micro["exp"] / "packed" / "model.zip") as z:
         names = z.namelist()
     assert "meta.yaml" in names
@@ -136,3 +140,68 @@ def test_second_run_redoes_nothing(micro):
     redone = [(n, what) for n, what in stages if "done already" not in what]
     assert redone == []
     assert "Successfully finished" in out
+
+
+# ----------------------------------------------- faults and changed inputs
+# (after the runs above; each redoes only what it must)
+def _stage_lines(proc):
+    return [(int(n), what) for n, what in _STAGE_LINE.findall(proc.stdout)]
+
+
+def test_search_on_a_fraction_of_the_data_with_amp(micro):
+    """The 703 M route: the mask search on a deterministic 50 % with ESPnet's AMP flag."""
+    from espnet_msrs.utils.data_dir import read_kv, select_fraction
+
+    proc = run_recipe(micro["recipe"], "--stage", "8", "--stop_stage", "8", "--tag", "frac",
+                      "--search_data_fraction", "0.5", "--search_data_seed", "3",
+                      "--asr_args", "--max_epoch 1 --use_amp true")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    search = micro["recipe"] / "exp" / "frac" / "mask_search"
+    train = list(read_kv(micro["recipe"] / "dump/raw/train/text"))
+    subset = list(read_kv(search / "data/train/text"))
+    assert subset == select_fraction(train, 0.5, 3) and len(subset) == len(train) // 2
+    assert list(read_kv(search / "data/train/speech_shape")) == subset
+    log = (search / "train.log").read_text()
+    assert f"--train_shape_file {search.relative_to(micro['recipe'])}/data/train/speech_shape" in log
+    assert yaml.safe_load((search / "config.yaml").read_text())["use_amp"] is True
+    assert torch.load(search / "mask.pth", weights_only=True)["masks"]
+
+
+def test_a_truncated_init_is_not_trusted(micro):
+    search = micro["recipe"] / "exp" / "frac" / "mask_search"
+    init = search / "init.pth"
+    init.write_bytes(init.read_bytes()[: init.stat().st_size // 2])
+    opts = ("--stage", "8", "--stop_stage", "8", "--tag", "frac", "--search_data_fraction",
+            "0.5", "--search_data_seed", "3", "--asr_args", "--max_epoch 1 --use_amp true")
+    proc = run_recipe(micro["recipe"], *opts)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert f"exp/frac/mask_search/init.pth changed or is missing since " \
+           f"exp/frac/mask_search/.done was written" in proc.stdout
+    assert any(n == 8 and "done already" not in w for n, w in _stage_lines(proc))
+    assert torch.load(init, weights_only=True)  # made again, whole
+    again = run_recipe(micro["recipe"], *opts)
+    assert [w for n, w in _stage_lines(again)] == ["MSRS mask search: done already (exp/frac/mask_search)"]
+
+
+def test_new_decoding_options_or_a_new_model_decode_again(micro):
+    exp = micro["exp"]
+    hyp = exp / DECODE / "test" / "text"
+    opts = ("--stage", "11", "--stop_stage", "11", "--snrs", "12.5",
+            "--inference_args", "--beam_size 1")
+    before = hyp.stat().st_mtime_ns
+    first = run_recipe(micro["recipe"], *opts)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    assert "Stage 11: decoding (2 jobs, av)" in first.stdout
+    assert hyp.stat().st_mtime_ns > before
+    outputs = sorted((exp / DECODE / "logdir" / "test").glob("output.*/1best_recog/text"))
+    assert outputs and all(p.stat().st_mtime_ns >= hyp.stat().st_mtime_ns - 10**11 for p in outputs)
+    same = run_recipe(micro["recipe"], *opts)
+    assert "Stage 11: decoding test: done already" in same.stdout
+    model = exp / "train" / "valid.acc.ave.pth"  # a link to the average
+    state = torch.load(model, weights_only=True)
+    torch.save({k: (v + 0.5 if v.is_floating_point() else v) for k, v in state.items()},
+               model.resolve())
+    changed = run_recipe(micro["recipe"], *opts)
+    assert changed.returncode == 0, changed.stdout[-3000:] + changed.stderr[-3000:]
+    assert "Stage 11: decoding (2 jobs, av)" in changed.stdout
+    assert "done already" not in changed.stdout

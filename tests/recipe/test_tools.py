@@ -1,143 +1,14 @@
-"""Recipe tools: split/merge, resampling, length filter, noisy test sets,
-checkpoint averaging and the RESULTS.md facts."""
+"""Recipe tools of stages 10, 12 and 13: checkpoint averaging, the RESULTS.md
+facts and the packed-model check (the data-preparation tools are tested in
+tests/data_prep and tests/utils)."""
 
-import math
 import os
-from pathlib import Path
 
-import numpy as np
 import pytest
-import soundfile as sf
 import torch
 
 from espnet_msrs.bin.average_checkpoints import average_checkpoints
-from espnet_msrs.bin.filter_data import filter_data_dir
-from espnet_msrs.bin.make_noisy_sets import make_noisy_sets, utterance_rng
 from espnet_msrs.bin.make_results import model_facts, split_set_name
-from espnet_msrs.bin.resample_audio import main as resample_main
-from espnet_msrs.bin.split_scp import merge_files, split_file, split_lines
-from espnet_msrs.utils.data_dir import read_kv
-
-SR = 16000
-
-
-# ------------------------------------------------------------- split / merge
-def test_split_lines_balanced_and_ordered():
-    parts = split_lines([f"u{i}" for i in range(10)], 4)
-    assert [len(p) for p in parts] == [3, 3, 2, 2]
-    assert sum(parts, []) == [f"u{i}" for i in range(10)]
-    with pytest.raises(ValueError, match="non-empty parts"):
-        split_lines(["a"], 2)
-
-
-def test_split_then_merge_round_trip(tmp_path):
-    text = tmp_path / "text"
-    text.write_text("".join(f"u{i:02d} WORD {i}\n" for i in range(7)))
-    keys = split_file(str(text), str(tmp_path / "keys.JOB.scp"), 3, keys_only=True)
-    assert [p.read_text().split() for p in keys] == [
-        ["u00", "u01", "u02"], ["u03", "u04"], ["u05", "u06"]]
-    # decode jobs write their parts (here: out of order); merge sorts by key
-    parts = []
-    for i, p in enumerate(keys, 1):
-        out = tmp_path / f"hyp.{i}"
-        out.write_text("".join(f"{k} HYP {k}\n" for k in reversed(p.read_text().split())))
-        parts.append(str(out))
-    report = merge_files(parts[::-1], str(tmp_path / "merged"), expect_keys=str(text))
-    merged = (tmp_path / "merged").read_text().splitlines()
-    assert merged == [f"u{i:02d} HYP u{i:02d}" for i in range(7)]
-    assert report == {"missing": [], "unexpected": []}
-    # a lost utterance is reported, a duplicate is an error
-    report = merge_files(parts[:2], str(tmp_path / "m2"), expect_keys=str(text))
-    assert report["missing"] == ["u05", "u06"]
-    with pytest.raises(ValueError, match="appears twice"):
-        merge_files([parts[0], parts[0]], str(tmp_path / "m3"))
-    with pytest.raises(ValueError, match="does not exist"):
-        merge_files([str(tmp_path / "nope")], str(tmp_path / "m4"))
-
-
-# ------------------------------------------------------------------ resample
-def test_resample_to_16k(tmp_path):
-    rate = 22050
-    t = np.arange(int(1.5 * rate)) / rate
-    sf.write(tmp_path / "a.wav", 0.5 * np.sin(2 * np.pi * 440 * t), rate, subtype="PCM_16")
-    (tmp_path / "wav.scp").write_text(f"a {tmp_path / 'a.wav'}\nb {tmp_path / 'missing.wav'}\n")
-    args = ["--wav_scp", str(tmp_path / "wav.scp"), "--out_dir", str(tmp_path / "o"),
-            "--out_scp", str(tmp_path / "o/wav.scp")]
-    assert resample_main(args) == 1  # the missing file fails the run ...
-    assert resample_main(args + ["--allow_failures", "true"]) == 0  # ... unless allowed
-    assert read_kv(tmp_path / "o/wav.scp") == {"a": str(tmp_path / "o/a.wav")}
-    assert "missing.wav" in (tmp_path / "o/failed.txt").read_text()
-    y, sr = sf.read(tmp_path / "o/a.wav")
-    assert sr == SR and len(y) == 24000
-    spectrum = np.abs(np.fft.rfft(y))
-    assert abs(np.argmax(spectrum) * SR / len(y) - 440) < 2  # same tone
-
-
-# ------------------------------------------------------------- length filter
-def test_filter_data_lists_removed(tmp_path):
-    src = tmp_path / "src"
-    src.mkdir()
-    durs = {"a": 0.2, "b": 1.0, "c": 30.0}
-    (src / "utt2dur").write_text("".join(f"{u} {d}\n" for u, d in durs.items()))
-    (src / "text").write_text("a A\nb B\nc C\n")
-    (src / "wav.scp").write_text("a a.wav\nb b.wav\nc c.wav\n")
-    (src / "utt2spk").write_text("a s1\nb s1\nc s2\n")
-    removed = filter_data_dir(str(src), str(tmp_path / "dst"), 0.3, 20.0)
-    assert sorted(removed) == ["a", "c"]
-    assert "too short" in removed["a"] and "too long" in removed["c"]
-    dst = tmp_path / "dst"
-    assert (dst / "text").read_text() == "b B\n"
-    assert (dst / "spk2utt").read_text() == "s1 b\n"
-    assert len((dst / "removed.txt").read_text().splitlines()) == 2
-
-
-# ---------------------------------------------------------------- noisy sets
-def _signal(n, seed):
-    rng = np.random.default_rng(seed)
-    t = np.arange(n) / SR
-    return 0.3 * np.sin(2 * np.pi * rng.uniform(100, 300) * t) + 0.01 * rng.standard_normal(n)
-
-
-def test_noisy_sets_hit_the_snr_and_are_deterministic(tmp_path):
-    data = tmp_path / "test"
-    data.mkdir()
-    lines = []
-    for i, n in enumerate((12000, 20000)):
-        sf.write(tmp_path / f"u{i}.wav", _signal(n, i).astype(np.float32), SR, subtype="FLOAT")
-        lines.append(f"u{i} {tmp_path / f'u{i}.wav'}")
-    (data / "wav.scp").write_text("\n".join(lines) + "\n")
-    (data / "text").write_text("u0 A\nu1 B\n")
-    (data / "video.scp").write_text("u0 v0.mp4\nu1 v1.mp4\n")
-    (data / "utt2spk").write_text("u0 s\nu1 s\n")
-    noise = np.random.default_rng(9).standard_normal(16000)
-    sf.write(tmp_path / "noise.wav", noise.astype(np.float32), SR, subtype="FLOAT")
-    snrs = [-7.5, -2.5, 2.5, 7.5, 12.5]
-    dirs = make_noisy_sets(str(data), str(tmp_path / "noise.wav"), snrs,
-                           str(tmp_path / "test_snr"), str(tmp_path / "wav/test_snr"), seed=0)
-    assert [d.name for d in dirs] == [f"test_snr{s:g}" for s in snrs]
-    noise_parts = {}
-    for snr, d in zip(snrs, dirs):
-        assert (d / "text").read_text() == "u0 A\nu1 B\n"
-        assert (d / "video.scp").read_text() == "u0 v0.mp4\nu1 v1.mp4\n"  # video unchanged
-        for uid, path in read_kv(d / "wav.scp").items():
-            clean, _ = sf.read(tmp_path / f"{uid}.wav")
-            mixed, sr = sf.read(path)
-            assert sr == SR and len(mixed) == len(clean)
-            added = mixed - clean
-            measured = 10 * math.log10(np.mean(clean**2) / np.mean(added**2))
-            assert abs(measured - snr) < 1e-3, (uid, snr, measured)
-            noise_parts.setdefault(uid, []).append(added / np.sqrt(np.mean(added**2)))
-    # the same noise segment at every SNR (only the level differs)
-    for parts in noise_parts.values():
-        for p in parts[1:]:
-            np.testing.assert_allclose(p, parts[0], atol=1e-4)
-    # a second run (fresh directories) reproduces the mixtures exactly
-    again = make_noisy_sets(str(data), str(tmp_path / "noise.wav"), [2.5],
-                            str(tmp_path / "again_snr"), str(tmp_path / "wav2/again_snr"), seed=0)
-    a, _ = sf.read(read_kv(again[0] / "wav.scp")["u1"])
-    b, _ = sf.read(read_kv(dirs[2] / "wav.scp")["u1"])
-    np.testing.assert_array_equal(a, b)
-    assert utterance_rng(0, "u1").integers(1 << 30) == utterance_rng(0, "u1").integers(1 << 30)
 
 
 # ----------------------------------------------------------------- averaging

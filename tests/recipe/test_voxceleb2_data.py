@@ -10,6 +10,9 @@ from pathlib import Path
 import pytest
 import soundfile
 
+from espnet_msrs.data_prep.text import normalize_text
+from espnet_msrs.utils.data_dir import combine_data_dirs
+
 from tests.recipe.fixtures import (
     HOP,
     REPO,
@@ -199,7 +202,7 @@ def test_automatic_labels_from_packed_model(vox, packed_model, tmp_path):
         audio, _ = soundfile.read(local / "wav" / clip.spk / clip.mp4.parent.name
                                   / f"{clip.mp4.stem}.wav", dtype="float32")
         assert int(row["length"]) == math.ceil(len(audio) / HOP)
-        expected = transcribe.normalize_hypothesis(model(speech=audio)[0][0])
+        expected = normalize_text(model(speech=audio)[0][0])
         assert row["text"] == expected
         labelled[clip.uid] = expected
     assert any(labelled.values()), "the trained tiny model decodes nothing"
@@ -212,9 +215,8 @@ def test_automatic_labels_from_packed_model(vox, packed_model, tmp_path):
     assert not (local / "unlabelled.tsv").read_text()
 
 
-def test_hypothesis_normalisation_and_clip_list_errors(tmp_path):
+def test_clip_list_errors(tmp_path):
     transcribe = load_recipe_module("voxceleb2", "avsr1", "transcribe")
-    assert transcribe.normalize_hypothesis("it's 2 o'clock, ok? {NS} é") == "IT'S 2 O'CLOCK OK"
     (tmp_path / "clips.tsv").write_text("u1\tdev/mp4/a/b/00001.mp4\t\n")
     with pytest.raises(ValueError, match=r"clips.tsv:1: .*wav path"):
         transcribe.read_clips(str(tmp_path / "clips.tsv"))
@@ -241,12 +243,118 @@ def test_combine_with_lrs3_training_set(vox, tmp_path):
     assert sorted(u for v in spk2utt.values() for u in v.split()) == sorted(
         {**lrs3_train, **vox_text})
 
-    combine = load_recipe_module("lrs3", "avsr1", "combine_data")
     audio_only = tmp_path / "audio_only"
     audio_only.mkdir()
     for name in ("text", "utt2spk", "wav.scp"):
         (audio_only / name).write_text("zz_1 x\n")
     with pytest.raises(ValueError, match=r"video.scp exists in .* but not in .*audio_only"):
-        combine.combine([vox_train, audio_only], tmp_path / "bad")
+        combine_data_dirs([vox_train, audio_only], tmp_path / "bad")
     with pytest.raises(ValueError, match=r"utterance id .* is in both"):
-        combine.combine([vox_train, vox_train], tmp_path / "bad")
+        combine_data_dirs([vox_train, vox_train], tmp_path / "bad")
+
+
+# ------------------------------------------- labels: format, text, sources
+def _rows(path):
+    return list(csv.reader(open(path, newline="")))
+
+
+def test_auto_avsr_token_id_labels_are_refused_or_converted(vox, tmp_path):
+    """Auto-AVSR labels files hold SentencePiece ids in the text column."""
+    rows = _rows(vox["labels"])
+    pieces = sorted({w for r in rows[1:] for w in r[3].upper().split()})
+    units = tmp_path / "units.txt"  # Auto-AVSR's <piece> <id> unit list, ids from 1
+    units.write_text("<unk> 1\n" + "".join(f"\u2581{w} {i}\n" for i, w in enumerate(pieces, 2)))
+    ids = {w: i for i, w in enumerate(pieces, 2)}
+    token_csv = tmp_path / "auto_avsr.csv"
+    with open(token_csv, "w", newline="") as f:
+        csv.writer(f).writerows(
+            [rows[0]] + [r[:3] + [" ".join(str(ids[w]) for w in r[3].upper().split())]
+                         for r in rows[1:]])
+    env = {**vox["env"], "VOXCELEB2_LABELS": token_csv}
+    args = ["--data_dir", tmp_path / "data", "--local_dir", tmp_path / "local", "--num_valid", 1]
+    refused = run_data_sh("voxceleb2", "avsr1", env, *args)
+    assert refused.returncode != 0
+    assert (f"{token_csv}:2: the text column holds token ids" in refused.stdout + refused.stderr)
+    assert "--labels_token_list" in refused.stdout + refused.stderr
+    assert not (tmp_path / "data" / "train").exists()
+    converted = run_data_sh("voxceleb2", "avsr1", env, *args, "--labels_token_list", units)
+    assert converted.returncode == 0, converted.stdout + converted.stderr
+    texts = {**read_table(tmp_path / "data/train/text"), **read_table(tmp_path / "data/valid/text")}
+    assert texts == {**read_table(vox["data"] / "train/text"), **read_table(vox["data"] / "valid/text")}
+
+
+def test_punctuation_never_reaches_the_transcripts(vox, tmp_path):
+    prep = load_recipe_module("voxceleb2", "avsr1", "prepare_voxceleb2")
+    rows = _rows(vox["labels"])
+    labels = tmp_path / "labels.csv"
+    with open(labels, "w", newline="") as f:  # "blue, now." and an unquoted comma
+        f.write("dataset,rel_path,length,text\n")
+        for r in rows[1:]:
+            words = r[3].split()
+            f.write(f"{r[0]},{r[1]},{r[2]},{words[0]}, {' '.join(words[1:])}.\n")
+    labelled = prep.read_labels([str(labels)])
+    expected = prep.read_labels([str(vox["labels"])])
+    assert labelled == expected and all("," not in t and "." not in t for t in labelled.values())
+
+
+def test_audio_from_aac_and_resampling_are_counted_and_listed(vox, tmp_path):
+    """A clip whose mp4 has no audio stream takes dev/aac's m4a (here at 8 kHz)."""
+    import av
+    import numpy as np
+
+    from tests.recipe.fixtures import noise_audio, render_face, write_av_mp4
+
+    root = tmp_path / "VoxCeleb2"
+    rel = Path("id00012/9Zz-0_abcDE/00001")
+    frames, _ = render_face(np.random.default_rng(5), 20)
+    write_av_mp4(root / "dev/mp4" / f"{rel}.mp4", frames, None)  # video only
+    m4a = root / "dev/aac" / f"{rel}.m4a"
+    m4a.parent.mkdir(parents=True)
+    audio = noise_audio(np.random.default_rng(6), 6400)[::2]  # 0.8 s at 8 kHz
+    with av.open(str(m4a), "w", format="mp4") as container:
+        stream = container.add_stream("aac", rate=8000)
+        stream.layout = "mono"
+        frame = av.AudioFrame.from_ndarray(audio[None].astype(np.float32), format="fltp",
+                                           layout="mono")
+        frame.sample_rate, frame.pts = 8000, 0
+        container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    labels = tmp_path / "labels.csv"
+    labels.write_text(f"vox2,dev/mp4/{rel}.mp4,20,hello there\n")
+    prep = load_recipe_module("voxceleb2", "avsr1", "prepare_voxceleb2")
+    assert prep.main(["--vox2", str(root), "--labels", str(labels), "--modality", "audio",
+                      "--data_dir", str(tmp_path / "data"), "--num_valid", "0",
+                      "--wav_dir", str(tmp_path / "wav"), "--report_dir", str(tmp_path / "rep")
+                      ]) == 0
+    uid = "id00012_9Zz-0_abcDE_00001"
+    assert (tmp_path / "rep/audio_from_aac.txt").read_text() == f"{uid}\t{m4a}\n"
+    assert (tmp_path / "rep/resampled.txt").read_text().startswith(f"{uid}\t8000 Hz: {m4a}")
+    wav = read_table(tmp_path / "data/train/wav.scp")[uid]
+    assert soundfile.info(wav).samplerate == 16000
+
+
+def test_a_changed_labels_file_redoes_stage_1(vox, tmp_path):
+    """Pointing VOXCELEB2_LABELS at another CSV (or editing it) redoes stage 1."""
+    from tests.recipe.fixtures import recipe_sandbox, run_recipe
+
+    recipe = recipe_sandbox("voxceleb2", "avsr1", tmp_path)
+    opts = ["--stage", "1", "--stop_stage", "1", "--local_data_opts", "--num_valid 1 --nj 1"]
+    env = {k: str(v) for k, v in vox["env"].items()}
+    first = run_recipe(recipe, *opts, env=env)
+    assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
+    assert "Stage 1: data preparation: local/data.sh" in first.stdout
+    again = run_recipe(recipe, *opts, env=env)
+    assert "Stage 1: data preparation: done already" in again.stdout
+    other = tmp_path / "other_labels.csv"
+    rows = _rows(vox["labels"])
+    with open(other, "w", newline="") as f:  # the same clips, other words
+        csv.writer(f).writerows([rows[0]] + [r[:3] + ["set green now"] for r in rows[1:]])
+    changed = run_recipe(recipe, *opts, env={**env, "VOXCELEB2_LABELS": str(other)})
+    assert changed.returncode == 0, changed.stdout[-2000:] + changed.stderr[-2000:]
+    assert "Stage 1: data preparation: local/data.sh" in changed.stdout
+    texts = read_table(recipe / "data" / "train" / "text")
+    assert texts and set(texts.values()) == {"SET GREEN NOW"}
+    with open(other, "a", newline="") as f:  # edited in place: redone again
+        f.write("vox2,dev/mp4/id00012/nothing/00001.mp4,10,more\n")
+    edited = run_recipe(recipe, *opts, env={**env, "VOXCELEB2_LABELS": str(other)})
+    assert "Stage 1: data preparation: local/data.sh" in edited.stdout

@@ -19,10 +19,17 @@
 #
 # Every stage logs what it reads and writes, can run alone (--stage N
 # --stop_stage N) and is idempotent: a finished stage leaves a ".done" marker
-# holding a signature of its inputs and options; it is skipped while the
-# signature is unchanged and redone (after removing stale outputs of
-# training stages) when it changes. All paths are relative to the recipe
-# directory (run.sh changes into it), so ./run.sh works from any cwd.
+# holding a signature of everything its output depends on (options, configs,
+# the markers of the stages it reads, and input files: db.sh and the corpus
+# files, label and landmark files it names, the media listed in the data
+# directories, the model decoded) and the size and time of the artifacts it
+# vouches for, which were load-checked when it was written. A stage is
+# skipped while both hold and redone (after removing stale outputs) when
+# either changed. One run writes an experiment at a time: stages 8-13 lock
+# exp/<tag>, stages 1-7 the shared data (dump/); a second run stops and names
+# the process holding the lock (a lock left by a dead process is taken over).
+# All paths are relative to the recipe directory (run.sh changes into it), so
+# ./run.sh works from any cwd.
 #
 # Scaling out (stages 8 and 9 use ESPnet's distributed training):
 #   one GPU:            --ngpu 1
@@ -75,10 +82,11 @@ expdir=exp           # Experiments.
 verbose=true         # Echo progress lines (epochs, ETA) of long jobs to the console.
 
 # Data
-local_data_opts=     # Options of local/data.sh (stage 1).
+local_data_opts=     # Options of local/data.sh (stage 1; ./local/data.sh --help).
 train_set=           # Training set name (data/<train_set>).
 valid_set=           # Validation set name.
 test_sets=           # Test set names (space separated).
+official_test_sizes= # "<set>=<utterances> ..." of the official test sets (RESULTS.md compares).
 modality=av          # audio (ASR) | video (VSR) | av (AVSR).
 audio_fs=16000       # Audio sampling rate after stage 2 (Hz).
 video_fps=25         # Video frame rate expected at stage 3.
@@ -98,10 +106,10 @@ bpe_opts=            # Extra SentencePiece training options (e.g. --hard_vocab_l
 bpe_char_cover=1.0   # SentencePiece character coverage.
 oov="<unk>"; blank="<blank>"; sos_eos="<sos/eos>"
 
-# Noise (stage 6)
+# Noise (stage 6; NOISEX_BABBLE in db.sh: a babble recording used instead of synthetic babble)
 snrs="-7.5 -2.5 2.5 7.5 12.5" # SNRs (dB) of the noisy test sets.
-noise_num_utts=30    # Utterances summed into each babble noise.
-noise_seed=0         # Seed of the babble noise and of the mixing offsets.
+noise_num_utts=30    # Utterances summed into each synthetic babble noise.
+noise_seed=0         # Seed of the synthetic babble and of the mixing offsets.
 
 # Training
 method=msrs          # msrs | lr_sms | dense | layerscale | set | rigl | gmp | chase (the last
@@ -113,6 +121,8 @@ asr_config=          # Training config (stage 9; MSRS: the retraining config).
 search_config=       # MSRS mask-search config (stage 8).
 asr_args=            # Extra options of the training command (stages 8, 9).
 search_args=         # Extra options of the mask search only (stage 8).
+search_data_fraction=1.0 # Stage 8 searches on this fraction of the training data (MSRS 703 M: 0.3).
+search_data_seed=0   # Seed choosing that fraction (the same subset for the same seed).
 init_frontend=       # Model .pth of another experiment whose frontend.* initialises this run's
                      # frontend (MSRS Table 4 "Frontend" rows): stage 8 for msrs, stage 9 otherwise.
 tag=                 # Experiment name (default: <modality>_<method>[_<retrain_mode>]).
@@ -128,11 +138,13 @@ inference_tag=       # Decode dir suffix (default: <inference_config name>_<mode
 inference_asr_model=valid.acc.ave.pth # Model file used for decoding and packing.
 scorer=auto          # auto (sclite if installed, else jiwer) | sclite | jiwer.
 
-help_message=$(cat <<EOF
+_print_help() {
+    cat <<EOF
 Usage: $0 --train_set <set> --valid_set <set> --test_sets "<sets>" --asr_config <yaml> [options]
 
 The shared 13-stage AVSR/VSR/ASR recipe of espnet_msrs (see the header of
-this file for the stages and for scaling out). Options (default):
+egs2/TEMPLATE/avsr1/avsr.sh for the stages and for scaling out). Options, with
+the value this run would use (the recipe's run.sh and the command line set them):
   --stage --stop_stage      first/last stage to run (${stage}, ${stop_stage})
   --ngpu                    GPUs per node, 0 = CPU (${ngpu})
   --num_nodes               training nodes (${num_nodes})
@@ -146,8 +158,9 @@ this file for the stages and for scaling out). Options (default):
   --dumpdir --expdir        output roots (${dumpdir}, ${expdir})
   --verbose                 echo progress of long jobs to the console (${verbose})
  Data:
-  --local_data_opts         options of local/data.sh (stage 1)
-  --train_set --valid_set --test_sets   data set names under data/
+  --local_data_opts         options of local/data.sh (stage 1): "${local_data_opts}"
+  --train_set --valid_set --test_sets   data set names under data/ (${train_set}, ${valid_set}, "${test_sets}")
+  --official_test_sizes     official sizes of the test sets ("${official_test_sizes}")
   --modality                audio | video | av (${modality})
   --audio_fs --video_fps    expected audio rate / video frame rate (${audio_fs}, ${video_fps})
   --roi_size --roi_opts     mouth ROI side and crop_mouth options (${roi_size})
@@ -161,38 +174,41 @@ this file for the stages and for scaling out). Options (default):
   --bpe_opts                extra SentencePiece training options
  Noise:
   --snrs                    SNRs (dB) of the noisy test sets ("${snrs}")
-  --noise_num_utts --noise_seed   babble noise (${noise_num_utts}, ${noise_seed})
+  --noise_num_utts --noise_seed   synthetic babble (${noise_num_utts}, ${noise_seed});
+                            NOISEX_BABBLE in db.sh: a recording instead (${NOISEX_BABBLE:-unset})
  Training:
   --method                  msrs | lr_sms | dense | layerscale | set | rigl | gmp | chase (${method})
   --sparsity                target sparsity of set | rigl | gmp | chase (${sparsity})
   --retrain_mode            MSRS retraining: dense | sparse | grad_masked (${retrain_mode})
-  --asr_config              training (MSRS: retraining) config
-  --search_config           MSRS mask-search config
-  --asr_args --search_args  extra training options (all / mask search only)
+  --asr_config              training (MSRS: retraining) config (${asr_config})
+  --search_config           MSRS mask-search config (${search_config})
+  --asr_args --search_args  extra training options (all / mask search only) ("${asr_args}", "${search_args}")
+                            (e.g. --asr_args "--use_amp true": ESPnet's FP16 mixed precision on CUDA)
+  --search_data_fraction --search_data_seed   stage 8 on part of the training data (${search_data_fraction}, ${search_data_seed})
   --init_frontend           model .pth whose frontend initialises this run's frontend
-  --tag                     experiment name (<modality>_<method>[_<retrain_mode>])
+  --tag                     experiment name, default <modality>_<method>[_<retrain_mode>] (${tag:-${modality}_${method}$([ "${method}" = msrs ] && echo "_${retrain_mode}")})
   --stats_dir               collect-stats directory
   --resume                  resume interrupted training (${resume})
   --nbest_average           checkpoints averaged at stage 10 (keep_nbest_models)
   --best_criterion          "phase key max|min" (${best_criterion})
  Decoding and scoring:
-  --inference_config --inference_args --inference_tag
+  --inference_config --inference_args --inference_tag   (${inference_config}, "${inference_args}", ${inference_tag})
   --inference_asr_model     model file for decoding/packing (${inference_asr_model})
   --scorer                  auto | sclite | jiwer (${scorer})
   --help                    this message
 EOF
-)
+}
 
 # ------------------------------------------------------------ option parser
 # "--name value" or "--name=value"; "-" in names is read as "_"; every name
 # must be one of the variables above; later occurrences win.
-_declared_options=" $(sed -n '/^# ------.* options$/,/^help_message=/p' "${BASH_SOURCE[0]}" \
+_want_help=false
+_declared_options=" $(sed -n '/^# ------.* options$/,/^_print_help()/p' "${BASH_SOURCE[0]}" \
     | grep -oE '^[a-z_0-9]+=' | tr -d '=' | tr '\n' ' ')oov blank sos_eos "
 while [ $# -gt 0 ]; do
     case "$1" in
-        --help|-h)
-            echo "${help_message}"
-            exit 0
+        --help|-h)  # printed once every option is read: it shows their values
+            _want_help=true; shift; continue
             ;;
         --*=*)
             _name=${1%%=*}; _value=${1#*=}; shift
@@ -222,6 +238,13 @@ unset _name _value
 [ -f ./path.sh ] && . ./path.sh
 [ -f ./cmd.sh ] && . ./cmd.sh
 : "${train_cmd:=}"; : "${decode_cmd:=}"; : "${cpu_cmd:=}"
+# db.sh: the corpus paths (read by local/data.sh) and NOISEX_BABBLE (stage 6);
+# a value in the environment wins.
+NOISEX_BABBLE=${NOISEX_BABBLE:-$(if [ -f ./db.sh ]; then . ./db.sh; echo "${NOISEX_BABBLE:-}"; fi)}
+if ${_want_help}; then
+    _print_help
+    exit 0
+fi
 
 # ----------------------------------------------------------- check options
 _one_of() {  # _one_of <option name> <value> <allowed...>
@@ -295,9 +318,14 @@ fi
 decode_sets="${test_sets}${noisy_sets}"
 
 # --------------------------------------------------------------- helpers
-# Signatures: a stage is done when its marker holds the signature of its
-# options, configs and the markers of the stages it reads.
+# Signatures: a stage is done when the first line of its marker is the
+# signature of its options, configs, input files and the markers of the
+# stages it reads, and the artifacts the marker lists ("artifact <size>
+# <mtime> <path>", load-checked when it was written) are unchanged.
 _sig() { printf '%s\n' "$@" | sha1sum | cut -c1-16; }
+_inputs_sig() {  # fingerprint of files, trees and scp-listed media (espnet_msrs.utils.fingerprint)
+    "${python}" -m espnet_msrs.bin.fingerprint inputs "$@"
+}
 _fsig() {  # content hash of small files (configs); "-" for missing ones
     local f
     for f in "$@"; do
@@ -310,7 +338,17 @@ _msig() {  # contents of markers (upstream signatures)
         if [ -f "$f" ]; then cat "$f"; else echo "missing:$f"; fi
     done
 }
-_is_done() { [ -f "$1" ] && [ "$(cat "$1")" = "$2" ]; }
+_is_done() {  # _is_done <marker> <signature>
+    local marker=$1 kind size mtime path
+    [ -f "${marker}" ] && [ "$(head -n 1 "${marker}")" = "$2" ] || return 1
+    while read -r kind size mtime path; do
+        [ "${kind}" = artifact ] || continue
+        if [ "$(stat -L -c '%s %Y' "${path}" 2>/dev/null)" != "${size} ${mtime}" ]; then
+            log "${path} changed or is missing since ${marker} was written"
+            return 1
+        fi
+    done < <(tail -n +2 "${marker}")
+}
 # --init_frontend as ESPnet's --init_param (frontend.* -> frontend.*), and its
 # size:mtime for the stage signatures (nothing when unset: signatures of
 # runs without it are unchanged).
@@ -320,7 +358,51 @@ if [ -n "${init_frontend}" ]; then
     _frontend_init=(--init_param "${init_frontend}:frontend:frontend")
     _frontend_sig=("${init_frontend}:$(stat -L -c '%s:%Y' "${init_frontend}")")
 fi
-_mark_done() { mkdir -p "$(dirname "$1")"; echo "$2" > "$1"; }
+_mark_done() {  # _mark_done <marker> <signature> [artifact...]: load-checks the artifacts first
+    local marker=$1 sig=$2 f
+    shift 2
+    if [ $# -gt 0 ] && ! "${python}" -m espnet_msrs.bin.fingerprint verify "$@"; then
+        die "an output of this stage is incomplete or does not load (above); not marking ${marker} done"
+    fi
+    mkdir -p "$(dirname "${marker}")"
+    { echo "${sig}"; for f in "$@"; do echo "artifact $(stat -L -c '%s %Y' "$f") $f"; done; } \
+        > "${marker}.tmp"
+    mv "${marker}.tmp" "${marker}"
+}
+_existing() {  # the arguments that are existing files
+    local f
+    for f in "$@"; do [ -f "$f" ] && echo "$f"; done
+    return 0
+}
+
+# One writer at a time: _lock <dir> takes <dir>/.lock (PID, host, time,
+# command) until this script exits. Held by a live process: stop and name
+# it. Left by a process that is gone (same host): take it over.
+_locks=()
+_lock() {
+    local dir=$1 lock=$1/.lock pid host held
+    mkdir -p "${dir}"
+    until ( set -o noclobber
+            echo "$$ $(hostname) $(date '+%Y-%m-%dT%H:%M:%S') $0 ${_argv}" > "${lock}" ) 2>/dev/null; do
+        held=$(cat "${lock}" 2>/dev/null) || continue
+        read -r pid host _ <<< "${held}"
+        if [ "${host}" = "$(hostname)" ] && ! kill -0 "${pid}" 2>/dev/null && [ ! -d "/proc/${pid}" ]; then
+            log "Taking over ${lock}: process ${pid} that held it is not running any more"
+            [ "$(cat "${lock}" 2>/dev/null)" = "${held}" ] && rm -f "${lock}"
+            continue
+        fi
+        die "${dir} is being written by process ${pid} on ${host} (${lock}: ${held}). Wait for it to finish or stop it; remove ${lock} only if that process is gone."
+    done
+    _locks+=("${lock}")
+}
+_unlock() {
+    local lock
+    for lock in ${_locks[@]+"${_locks[@]}"}; do
+        [ "$(cut -d' ' -f1 "${lock}" 2>/dev/null)" = "$$" ] && rm -f "${lock}"
+    done
+    return 0
+}
+trap _unlock EXIT
 
 # Output of a long job goes to its log; with --verbose the progress lines
 # (epochs, ETA, stage summaries) are echoed to the console as well.
@@ -478,33 +560,54 @@ _timed() {  # _timed <stage number> (call when a stage starts; "end" at the end)
 
 log "$0 ${_argv}"
 log "tag=${tag} modality=${modality} method=${method}$([ "${method}" = msrs ] && echo " retrain_mode=${retrain_mode}") stages=${stage}-${stop_stage}"
+if [ "${stage}" -le 7 ] && [ "${stop_stage}" -ge 1 ]; then _lock "${dumpdir}"; fi   # data/, dump/, stats
+if [ "${stage}" -le 13 ] && [ "${stop_stage}" -ge 8 ]; then _lock "${exp_tag}"; fi
+
+# Stage 1's inputs besides its options: local/ (the recipe's scripts), the
+# values of db.sh's variables (the environment wins; comments do not count),
+# and the files and trees that those values and --local_data_opts name
+# (labels, id lists, landmark trees, corpora). NOISEX_BABBLE is stage 6's.
+_stage1_sig() {
+    local names values paths=() word
+    names=$(grep -oE '^[A-Za-z_][A-Za-z0-9_]*=' db.sh 2>/dev/null | tr -d '=' | grep -vx NOISEX_BABBLE | sort -u || true)
+    values=$(if [ -f db.sh ]; then . ./db.sh; for n in ${names}; do printf '%s=%s\n' "$n" "${!n:-}"; done; fi)
+    for word in ${values//=/ } ${local_data_opts}; do
+        word=${word//[\'\"]/}
+        [ -e "${word}" ] && [[ "${word}" != -* ]] && paths+=("${word}")
+    done
+    _sig "${local_data_opts}" "${all_sets}" "${values}" \
+        "$(_inputs_sig --path local ${paths[@]+"${paths[@]}"})"
+}
 
 # ================================================================= stages
 if [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then
     _timed 1
     marker=data/.done.stage1
-    sig=$(_sig "${local_data_opts}" "$(_fsig local/data.sh)" "${all_sets}")
-    if _is_done "${marker}" "${sig}" && [ -f "data/${train_set}/text" ]; then
+    if _is_done "${marker}" "$(_stage1_sig)"; then
         log "Stage 1: data preparation: done already (${marker})"
     else
         log "Stage 1: data preparation: local/data.sh ${local_data_opts} -> data/{${all_sets// /,}}"
         [ -x local/data.sh ] || die "local/data.sh not found or not executable in $(pwd)"
-        # shellcheck disable=SC2086
-        local/data.sh ${local_data_opts}
+        eval "local/data.sh ${local_data_opts}"   # quoted values in the options stay whole
         for _s in ${all_sets}; do
             [ -f "data/${_s}/text" ] || die "local/data.sh did not write data/${_s}/text"
         done
-        _mark_done "${marker}" "${sig}"
+        _mark_done "${marker}" "$(_stage1_sig)" $(for _s in ${all_sets}; do
+            _existing "data/${_s}"/{text,utt2spk,wav.scp,video.scp,landmark.scp}; done)
     fi
 fi
 
 if [ "${stage}" -le 2 ] && [ "${stop_stage}" -ge 2 ]; then
     _timed 2
+    # How to get landmarks, for the one warning about videos without any.
+    _lm_vars=$(grep -oE '^[A-Z0-9_]*LANDMARKS' db.sh 2>/dev/null | paste -sd/ - || true)
+    _landmark_hint="give a landmark tree${_lm_vars:+ (${_lm_vars} in db.sh)} or detect them with --local_data_opts \"--detector mediapipe\", then run from stage 1 again"
     for _s in ${all_sets}; do
         _src=data/${_s}; _dst=${dumpdir}/prep/${_s}
         marker=${_dst}/.done
         sig=$(_sig "${modality}" "${audio_fs}" "${roi_size}" "${roi_opts}" "$(_msig data/.done.stage1)" \
-            "$(_fsig "${_src}/text" "${_src}/wav.scp" "${_src}/video.scp" "${_src}/landmark.scp")")
+            "$(_fsig "${_src}/text" "${_src}/wav.scp" "${_src}/video.scp" "${_src}/landmark.scp")" \
+            "$(_inputs_sig --scp $(_existing "${_src}"/{wav.scp,video.scp,landmark.scp}))")
         if _is_done "${marker}" "${sig}"; then
             log "Stage 2: preprocessing ${_s}: done already (${marker})"
             continue
@@ -522,6 +625,7 @@ if [ "${stage}" -le 2 ] && [ "${stop_stage}" -ge 2 ]; then
                     --video_scp "${_src}/video.scp" --landmark_scp "${_src}/landmark.scp" \
                     --out_dir "${dumpdir}/roi/${_s}" --out_scp "${_dst}/video.scp" \
                     --failed_list "${_dst}/failed_video.txt" --allow_failures true \
+                    --missing_landmarks_hint "${_landmark_hint}" \
                     --crop_size "${roi_size}" --fps "${video_fps}" --nj "${nj}" ${roi_opts}
             else
                 log "No ${_src}/landmark.scp: taking ${_src}/video.scp as mouth ROIs already (checked at stage 3)"
@@ -537,7 +641,7 @@ if [ "${stage}" -le 2 ] && [ "${stop_stage}" -ge 2 ]; then
                 --out_scp "${_dst}/wav.scp" --failed_list "${_dst}/failed_audio.txt" \
                 --allow_failures true --sample_rate "${audio_fs}" --nj "${nj}"
         fi
-        _mark_done "${marker}" "${sig}"
+        _mark_done "${marker}" "${sig}" $(_existing "${_dst}"/{text,wav.scp,video.scp})
     done
 fi
 
@@ -567,7 +671,7 @@ if [ "${stage}" -le 3 ] && [ "${stop_stage}" -ge 3 ]; then
             --sample_rate "${audio_fs}" --fps "${video_fps}" --frame_size "${roi_size}" \
             --av_tolerance "${av_tolerance}" --strict "${strict_validation}" --nj "${nj}" \
             "${_failed[@]}" "${_dump[@]}"
-        _mark_done "${marker}" "${sig}"
+        _mark_done "${marker}" "${sig}" $(_existing "${_dst}"/{text,utt2dur,wav.scp,video.scp})
     done
 fi
 
@@ -588,7 +692,7 @@ if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ]; then
         log "Stage 4: remove utterances shorter than ${_min}s or longer than ${_max}s: ${_src} -> ${_dst}"
         _run "${_dst}/log/filter.log" "${python}" -m espnet_msrs.bin.filter_data \
             --in_dir "${_src}" --out_dir "${_dst}" --min_dur "${_min}" --max_dur "${_max}"
-        _mark_done "${marker}" "${sig}"
+        _mark_done "${marker}" "${sig}" $(_existing "${_dst}"/{text,utt2dur,wav.scp,video.scp})
     done
 fi
 
@@ -620,7 +724,7 @@ if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ]; then
             "${_tok_opts[@]}" --field 1- --cleaner none --g2p none --write_vocabulary true \
             --add_symbol "${blank}:0" --add_symbol "${oov}:1" --add_symbol "${sos_eos}:-1"
         log "Token list: ${token_list} ($(wc -l < "${token_list}") tokens)"
-        _mark_done "${marker}" "${sig}"
+        _mark_done "${marker}" "${sig}" "${token_list}" $(_existing "${bpemodel}")
     fi
 fi
 
@@ -631,31 +735,43 @@ if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ]; then
     else
         marker=${noise_dir}/.done
         sig=$(_sig "${snrs}" "${noise_num_utts}" "${noise_seed}" "${audio_fs}" "${test_sets}" \
+            "${NOISEX_BABBLE}" "$( [ -n "${NOISEX_BABBLE}" ] && _inputs_sig --path "${NOISEX_BABBLE}")" \
             "$(_msig "${dumpdir}/raw/${train_set}/.done")" \
             "$(for _t in "${_test_sets[@]}"; do _msig "${dumpdir}/raw/${_t}/.done"; done)")
         if _is_done "${marker}" "${sig}"; then
             log "Stage 6: babble noise and noisy test sets: done already (${marker})"
         else
-            log "Stage 6: babble noise: ${dumpdir}/raw/${train_set}/wav.scp -> ${babble_train}"
             mkdir -p "${noise_dir}"
-            _run "${noise_dir}/log/babble_train.log" "${python}" -m espnet_msrs.train.babble \
-                --wav_scp "${dumpdir}/raw/${train_set}/wav.scp" --out "${babble_train}" \
-                --num_utts "$(min "${noise_num_utts}" "$(wc -l < "${dumpdir}/raw/${train_set}/wav.scp")")" \
-                --seed "${noise_seed}" --sample_rate "${audio_fs}"
+            if [ -n "${NOISEX_BABBLE}" ]; then
+                [ -f "${NOISEX_BABBLE}" ] || die "NOISEX_BABBLE=${NOISEX_BABBLE}: no such file; set NOISEX_BABBLE in db.sh to the NOISEX-92 babble recording, or empty for synthetic babble"
+                log "Stage 6: babble noise: the recording ${NOISEX_BABBLE} (NOISEX_BABBLE) at ${audio_fs} Hz -> ${babble_train} (training and every noisy test set)"
+                _run "${noise_dir}/log/babble_train.log" "${python}" -m espnet_msrs.bin.make_babble \
+                    --recording "${NOISEX_BABBLE}" --out "${babble_train}" --sample_rate "${audio_fs}"
+            else
+                log "Stage 6: synthetic babble noise (NOISEX_BABBLE unset): ${dumpdir}/raw/${train_set}/wav.scp -> ${babble_train}"
+                _run "${noise_dir}/log/babble_train.log" "${python}" -m espnet_msrs.bin.make_babble \
+                    --wav_scp "${dumpdir}/raw/${train_set}/wav.scp" --out "${babble_train}" \
+                    --num_utts "${noise_num_utts}" --seed "${noise_seed}" --sample_rate "${audio_fs}"
+            fi
+            _noise_files=("${babble_train}")
             for _t in "${_test_sets[@]}"; do
-                _babble=${noise_dir}/babble_${_t}.wav
-                log "Stage 6: noisy test sets: ${dumpdir}/raw/${_t} + babble of its own utterances at SNR {${snrs// /,}} dB -> ${dumpdir}/raw/${_t}_snr<SNR>"
-                _run "${noise_dir}/log/babble_${_t}.log" "${python}" -m espnet_msrs.train.babble \
-                    --wav_scp "${dumpdir}/raw/${_t}/wav.scp" --out "${_babble}" \
-                    --num_utts "$(min "${noise_num_utts}" "$(wc -l < "${dumpdir}/raw/${_t}/wav.scp")")" \
-                    --seed "$((noise_seed + 1))" --sample_rate "${audio_fs}"
+                _babble=${babble_train}
+                if [ -z "${NOISEX_BABBLE}" ]; then   # synthetic: babble of the test set's own utterances
+                    _babble=${noise_dir}/babble_${_t}.wav
+                    _run "${noise_dir}/log/babble_${_t}.log" "${python}" -m espnet_msrs.bin.make_babble \
+                        --wav_scp "${dumpdir}/raw/${_t}/wav.scp" --out "${_babble}" \
+                        --num_utts "${noise_num_utts}" --seed "$((noise_seed + 1))" --sample_rate "${audio_fs}"
+                    _noise_files+=("${_babble}")
+                fi
+                log "Stage 6: noisy test sets: ${dumpdir}/raw/${_t} + ${_babble} at SNR {${snrs// /,}} dB -> ${dumpdir}/raw/${_t}_snr<SNR>"
                 # shellcheck disable=SC2086
                 _run "${noise_dir}/log/noisy_${_t}.log" "${python}" -m espnet_msrs.bin.make_noisy_sets \
                     --data_dir "${dumpdir}/raw/${_t}" --noise "${_babble}" --snrs ${snrs} \
                     --out_data_prefix "${dumpdir}/raw/${_t}_snr" \
                     --out_wav_prefix "${dumpdir}/noisy/${_t}_snr" --seed "${noise_seed}" --nj "${nj}"
             done
-            _mark_done "${marker}" "${sig}"
+            _mark_done "${marker}" "${sig}" "${_noise_files[@]}" \
+                $(for _s in ${noisy_sets}; do echo "${dumpdir}/raw/${_s}/wav.scp"; done)
         fi
     fi
 fi
@@ -693,17 +809,18 @@ if [ "${stage}" -le 7 ] && [ "${stop_stage}" -ge 7 ]; then
         for _j in $(seq 1 "${_nj}"); do _inputs+=(--input_dir "${_logdir}/stats.${_j}"); done
         _run "${_logdir}/aggregate.log" "${python}" -m espnet2.bin.aggregate_stats_dirs \
             "${_inputs[@]}" --output_dir "${stats_dir}"
-        _mark_done "${marker}" "${sig}"
+        _mark_done "${marker}" "${sig}" "${stats_dir}"/{train,valid}/speech_shape
     fi
 fi
 
-# Common training options (stages 8, 9).
+# Common training options (stages 8, 9): _common_train_opts [<train dir> <train shape file>].
 _common_train_opts() {
-    mapfile -t _topts < <(_train_data_opts train "${dumpdir}/raw/${train_set}")
+    local train_dir=${1:-${dumpdir}/raw/${train_set}} train_shape=${2:-${stats_dir}/train/speech_shape}
+    mapfile -t _topts < <(_train_data_opts train "${train_dir}")
     mapfile -t _vopts < <(_train_data_opts valid "${dumpdir}/raw/${valid_set}")
     mapfile -t _kopts < <(_token_opts)
     _common=(--use_preprocessor true "${_kopts[@]}" "${_topts[@]}" "${_vopts[@]}"
-             --train_shape_file "${stats_dir}/train/speech_shape"
+             --train_shape_file "${train_shape}"
              --valid_shape_file "${stats_dir}/valid/speech_shape"
              --resume "${resume}")
 }
@@ -715,13 +832,29 @@ if [ "${stage}" -le 8 ] && [ "${stop_stage}" -ge 8 ]; then
     else
         _check_config search_config "${search_config}"
         marker=${search_dir}/.done
-        sig=$(_sig "${asr_args}" "${search_args}" "$(_fsig "${search_config}")" "$(_msig "${stats_dir}/.done")" "${_frontend_sig[@]}")
-        if _is_done "${marker}" "${sig}" && [ -f "${search_dir}/mask.pth" ]; then
+        _search_fraction=()   # signatures of full-data searches stay as they were
+        [ "${search_data_fraction}" != 1.0 ] && [ "${search_data_fraction}" != 1 ] \
+            && _search_fraction=("fraction=${search_data_fraction}" "seed=${search_data_seed}")
+        sig=$(_sig "${asr_args}" "${search_args}" "$(_fsig "${search_config}")" "$(_msig "${stats_dir}/.done")" \
+            "${_frontend_sig[@]}" ${_search_fraction[@]+"${_search_fraction[@]}"})
+        if _is_done "${marker}" "${sig}"; then
             log "Stage 8: MSRS mask search: done already (${search_dir})"
         else
-            log "Stage 8: MSRS mask search: ${dumpdir}/raw/${train_set} with ${search_config} -> ${search_dir}/{mask.pth,init.pth,sparsity_report.json}"
+            _search_train=${dumpdir}/raw/${train_set}
+            [ ${#_search_fraction[@]} -gt 0 ] && _search_train=${search_dir}/data/${train_set}
+            log "Stage 8: MSRS mask search: ${_search_train} with ${search_config} -> ${search_dir}/{mask.pth,init.pth,sparsity_report.json}"
             _prepare_train_dir "${search_dir}" "${sig}"
-            _common_train_opts
+            if [ ${#_search_fraction[@]} -gt 0 ]; then
+                log "Stage 8: searching on ${search_data_fraction} of ${dumpdir}/raw/${train_set} (seed ${search_data_seed}; stage 9 trains on all of it) -> ${_search_train}"
+                _run "${search_dir}/log/subset.log" "${python}" -m espnet_msrs.bin.subset_data \
+                    --in_dir "${dumpdir}/raw/${train_set}" --out_dir "${_search_train}" \
+                    --fraction "${search_data_fraction}" --seed "${search_data_seed}" \
+                    --shape_file "${stats_dir}/train/speech_shape" \
+                    --out_shape_file "${_search_train}/speech_shape"
+                _common_train_opts "${_search_train}" "${_search_train}/speech_shape"
+            else
+                _common_train_opts
+            fi
             # shellcheck disable=SC2086
             _train "${search_dir}/train.log" "${search_dir}" "${_common[@]}" \
                 --config "${search_config}" --msrs_conf mode=search "${_frontend_init[@]}" \
@@ -738,7 +871,7 @@ print(f"mask search: stop_reason={s.get('stop_reason')} epochs={len(s.get('epoch
       f"sparsity_all={100 * r['all_params']['sparsity']:.1f}% "
       f"history={[round(100 * h, 1) for h in s.get('sparsity_history', [])]}")
 EOF
-            _mark_done "${marker}" "${sig}"
+            _mark_done "${marker}" "${sig}" "${search_dir}"/{mask.pth,init.pth,sparsity_report.json}
         fi
     fi
 fi
@@ -775,7 +908,11 @@ if [ "${stage}" -le 9 ] && [ "${stop_stage}" -ge 9 ]; then
         log "Stage 9: training: done already (${train_dir})"
     else
         _what="training"
-        [ "${method}" = msrs ] && _what="MSRS ${retrain_mode} retraining from ${search_dir}"
+        if [ "${method}" = msrs ]; then
+            _what="MSRS ${retrain_mode} retraining from ${search_dir}"
+            _is_done "${search_dir}/.done" "$(head -n 1 "${search_dir}/.done" 2>/dev/null)" \
+                || die "the mask search in ${search_dir} is unfinished or its artifacts changed since it finished: run from stage 8"
+        fi
         [ ${#_bsig[@]} -gt 0 ] && _what="${method} sparse training (sparsity ${sparsity})"
         log "Stage 9: ${_what}: ${dumpdir}/raw/${train_set} with ${asr_config} -> ${train_dir}"
         _prepare_train_dir "${train_dir}" "${sig}"
@@ -792,7 +929,8 @@ print(f"sparse training: sparsity_prunable={100 * r['prunable']['sparsity']:.1f}
       f"sparsity_all={100 * r['all_params']['sparsity']:.1f}%")
 EOF
         fi
-        _mark_done "${marker}" "${sig}"
+        _mark_done "${marker}" "${sig}" "${train_dir}/config.yaml" \
+            $(find "${train_dir}" -maxdepth 1 -type f -name '*epoch.pth' | sort)
     fi
 fi
 
@@ -800,7 +938,7 @@ if [ "${stage}" -le 10 ] && [ "${stop_stage}" -ge 10 ]; then
     _timed 10
     marker=${train_dir}/.done.average
     sig=$(_sig "${nbest_average}" "${best_criterion}" "${inference_asr_model}" "$(_msig "${train_dir}/.done")")
-    if _is_done "${marker}" "${sig}" && [ -e "${train_dir}/${inference_asr_model}" ]; then
+    if _is_done "${marker}" "${sig}"; then
         log "Stage 10: model averaging: done already (${train_dir}/${inference_asr_model})"
     else
         log "Stage 10: model averaging (${best_criterion}, nbest=${nbest_average:-keep_nbest_models}): ${train_dir}/*epoch.pth -> ${train_dir}/${inference_asr_model}"
@@ -810,7 +948,7 @@ if [ "${stage}" -le 10 ] && [ "${stop_stage}" -ge 10 ]; then
         _run "${train_dir}/log/average.log" "${python}" -m espnet_msrs.bin.average_checkpoints \
             --exp_dir "${train_dir}" --criterion "${_crit[@]}" "${_nb[@]}" \
             --out "${train_dir}/${inference_asr_model}"
-        _mark_done "${marker}" "${sig}"
+        _mark_done "${marker}" "${sig}" "${train_dir}/${inference_asr_model}"
     fi
 fi
 
@@ -823,6 +961,7 @@ if [ "${stage}" -le 11 ] && [ "${stop_stage}" -ge 11 ]; then
     for _s in ${decode_sets}; do
         [ -f "${dumpdir}/raw/${_s}/text" ] || die "${dumpdir}/raw/${_s} not found: run stages 3-6 first"
         sig=$(_sig "${inference_args}" "$(_fsig "${inference_config}")" "$(_msig "${train_dir}/.done.average")" \
+            "${_model} $(stat -L -c '%s %Y' "${_model}")" "$(_fsig "${train_dir}/config.yaml")" \
             "$(_msig "${dumpdir}/raw/${_s}/.done")")
         if _is_done "${decode_root}/${_s}/.done" "${sig}"; then
             log "Stage 11: decoding ${_s}: done already (${decode_root}/${_s}/text)"
@@ -838,7 +977,8 @@ if [ "${stage}" -le 11 ] && [ "${stop_stage}" -ge 11 ]; then
         mkdir -p "${_logdir}"
         _sets=()
         for _s in "${_todo[@]}"; do
-            rm -rf "${decode_root:?}/${_s}"
+            # outputs of another model or other options must not be reused
+            rm -rf "${decode_root:?}/${_s}" "${_logdir:?}/${_s}"
             "${python}" -m espnet_msrs.bin.split_scp split --in "${dumpdir}/raw/${_s}/text" \
                 --out_pattern "${_logdir}/${_s}/keys.JOB.scp" --num "${_nj}" --keys_only true
             mapfile -t _d < <(_infer_data_opts "${dumpdir}/raw/${_s}")
@@ -863,7 +1003,7 @@ if [ "${stage}" -le 11 ] && [ "${stop_stage}" -ge 11 ]; then
             for _j in $(seq 1 "${_nj}"); do _parts+=("${_logdir}/${_s}/output.${_j}/1best_recog/text"); done
             "${python}" -m espnet_msrs.bin.split_scp merge --inputs "${_parts[@]}" \
                 --out "${decode_root}/${_s}/text" --expect_keys "${dumpdir}/raw/${_s}/text"
-            _mark_done "${decode_root}/${_s}/.done" "${_dsig[${_s}]}"
+            _mark_done "${decode_root}/${_s}/.done" "${_dsig[${_s}]}" "${decode_root}/${_s}/text"
         done
         log "Decoded: ${decode_root}/{${_todo[*]// /,}}/text"
     fi
@@ -874,7 +1014,7 @@ if [ "${stage}" -le 12 ] && [ "${stop_stage}" -ge 12 ]; then
     marker=${decode_root}/.done.score
     sig=$(_sig "${scorer}" "$(for _s in ${decode_sets}; do _msig "${decode_root}/${_s}/.done"; done)" \
         "$(_msig "${search_dir}/.done" "${train_dir}/.done.average")")
-    if _is_done "${marker}" "${sig}" && [ -f "${exp_tag}/RESULTS.md" ]; then
+    if _is_done "${marker}" "${sig}"; then
         log "Stage 12: scoring: done already (${exp_tag}/RESULTS.md)"
     else
         log "Stage 12: scoring: ${decode_root}/<set>/text vs ${dumpdir}/raw/<set>/text -> ${decode_root}/<set>/score, ${exp_tag}/RESULTS.md, RESULTS.md"
@@ -888,7 +1028,25 @@ if [ "${stage}" -le 12 ] && [ "${stop_stage}" -ge 12 ]; then
         "${python}" -m espnet_msrs.bin.make_results --exp_root "${expdir}" \
             --tag_out "${exp_tag}/RESULTS.md" --tag "${tag}" --out RESULTS.md \
             --test_sets ${test_sets} --snrs ${snrs} --model_file "${inference_asr_model}"
-        _mark_done "${marker}" "${sig}"
+        # The test data behind the numbers: dropped utterances and why, the
+        # validation-set overlap, the noise (appended to the experiment's RESULTS.md).
+        _noise=()
+        if ${uses_audio}; then
+            _noise=(--noise "train=${babble_train}")
+            for _t in "${_test_sets[@]}"; do
+                if [ -f "${noise_dir}/babble_${_t}.wav" ] && [ -z "${NOISEX_BABBLE}" ]; then
+                    _noise+=(--noise "${_t}=${noise_dir}/babble_${_t}.wav")
+                else
+                    _noise+=(--noise "${_t}=${babble_train}")
+                fi
+            done
+        fi
+        "${python}" -m espnet_msrs.bin.data_report --test_sets ${test_sets} --valid_set "${valid_set}" \
+            --dump_root "${dumpdir}" --official_test_sizes "${official_test_sizes}" \
+            ${_noise[@]+"${_noise[@]}"} --out "${decode_root}/data_report.md"
+        { cat "${exp_tag}/RESULTS.md"; echo; cat "${decode_root}/data_report.md"; } > "${exp_tag}/RESULTS.md.tmp"
+        mv "${exp_tag}/RESULTS.md.tmp" "${exp_tag}/RESULTS.md"
+        _mark_done "${marker}" "${sig}" "${exp_tag}/RESULTS.md"
     fi
     "${python}" -m espnet_msrs.bin.make_results --print_table "${exp_tag}/RESULTS.md"
 fi
@@ -898,8 +1056,9 @@ if [ "${stage}" -le 13 ] && [ "${stop_stage}" -ge 13 ]; then
     _model=${train_dir}/${inference_asr_model}
     _zip=${exp_tag}/packed/model.zip
     marker=${exp_tag}/packed/.done
-    sig=$(_sig "$(_msig "${train_dir}/.done.average" "${decode_root}/.done.score")" "$(_fsig "${inference_config}")")
-    if _is_done "${marker}" "${sig}" && [ -f "${_zip}" ]; then
+    sig=$(_sig "$(_msig "${train_dir}/.done.average" "${decode_root}/.done.score")" "$(_fsig "${inference_config}")" \
+        "${_model} $(stat -L -c '%s %Y' "${_model}" 2>/dev/null)")
+    if _is_done "${marker}" "${sig}"; then
         log "Stage 13: packing: done already (${_zip})"
     else
         log "Stage 13: packing for the model zoo: ${train_dir}/{config.yaml,${inference_asr_model}} -> ${_zip}"
@@ -919,7 +1078,7 @@ if [ "${stage}" -le 13 ] && [ "${stop_stage}" -ge 13 ]; then
         _run "${exp_tag}/packed/check.log" "${python}" -m espnet_msrs.bin.check_packed_model \
             --zip "${_zip}" --data_dir "${dumpdir}/raw/${_t}" --modality "${modality}" \
             --reference_hyp "${decode_root}/${_t}/text" --out "${exp_tag}/packed/check.json" "${_cfg[@]}"
-        _mark_done "${marker}" "${sig}"
+        _mark_done "${marker}" "${sig}" "${_zip}" "${exp_tag}/packed/check.json"
     fi
 fi
 

@@ -6,3 +6,13 @@ SYNTHGRID=${SYNTHGRID:-downloads/synthgrid}
 LRS3=${LRS3:-}
 VOXCELEB2=${VOXCELEB2:-}
 LIBRISPEECH=${LIBRISPEECH:-}
+
+# Optional: the NOISEX-92 babble recording (babble.wav; any format and rate,
+# resampled to 16 kHz) for stage 6: training augmentation and the noisy test
+# sets. Empty: synthetic babble summed from the corpus' own utterances.
+NOISEX_BABBLE=${NOISEX_BABBLE:-}
+
+# Optional: the NOISEX-92 babble recording (babble.wav; any format and rate,
+# resampled to 16 kHz) for stage 6: training augmentation and the noisy test
+# sets. Empty: synthetic babble summed from the corpus' own utterances.
+NOISEX_BABBLE=${NOISEX_BABBLE:-}

@@ -6,3 +6,8 @@
 # sets train-clean-100/ train-clean-360/ train-other-500/ dev-clean/ dev-other/
 # test-clean/ test-other/ (each <spk>/<chapter>/*.flac + *.trans.txt).
 LIBRISPEECH=${LIBRISPEECH:-}
+
+# Optional: the NOISEX-92 babble recording (babble.wav; any format and rate,
+# resampled to 16 kHz) for stage 6: training augmentation and the noisy test
+# sets. Empty: synthetic babble summed from the corpus' own utterances.
+NOISEX_BABBLE=${NOISEX_BABBLE:-}

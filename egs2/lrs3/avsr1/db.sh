@@ -10,3 +10,8 @@ LRS3=${LRS3:-}
 # the unpacked LRS3_landmarks.zip of the Auto-AVSR preparation. Empty: use
 # `--local_data_opts "--detector mediapipe"` or stage 2 reports the videos.
 LRS3_LANDMARKS=${LRS3_LANDMARKS:-}
+
+# Optional: the NOISEX-92 babble recording (babble.wav; any format and rate,
+# resampled to 16 kHz) for stage 6: training augmentation and the noisy test
+# sets. Empty: synthetic babble summed from the corpus' own utterances.
+NOISEX_BABBLE=${NOISEX_BABBLE:-}

@@ -1,65 +1,35 @@
 #!/usr/bin/env bash
 # LRS3 (TED talks; pretrain 408 h + trainval 30 h, test 0.9 h): VSR, ASR or
 # AVSR trained from scratch with MSRS, LR-SMS, LayerScale or dense training.
-# Corpus paths: db.sh. Stages 1-13 and every option: ./avsr.sh --help.
+# Corpus paths: db.sh (LRS3, LRS3_LANDMARKS). Stages 1-13: README.md.
 #   ./run.sh --modality video                    # MSRS VSR large, sparse retraining (MSRS Table 1)
 #   ./run.sh --modality av                       # MSRS AVSR (MSRS Table 3)
 #   ./run.sh --modality audio                    # LR-SMS ASR (LR-SMS Table II)
 #   ./run.sh --modality av --method lr_sms       # LR-SMS AVSR (LR-SMS Table III)
-#   ./run.sh ... --local_data_opts "--detector mediapipe"   # no landmark release
-# Defaults below depend on --modality/--method/--retrain_mode given on the
-# command line; any option given there wins ("$@" comes last).
+#   ./run.sh --local_data_opts "--detector mediapipe"   # no landmark release
+# Every option of avsr.sh can be given here and wins ("$@" comes last);
+# ./run.sh --help lists them with the values this recipe gives them.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
+. ./path.sh
+. "${MAIN_ROOT}/local/run_options.sh"
 
-# Options this script derives its defaults from (same names as avsr.sh).
-modality=av
-method=
-retrain_mode=sparse
-nj=4
-local_data_opts=    # appended to the recipe's data options below
-_args=()
-while [ $# -gt 0 ]; do
-    case "$1" in
-        --modality|--method|--retrain_mode|--nj)
-            printf -v "${1#--}" '%s' "${2:-}"; _args+=("$1" "${2:-}"); shift; shift || true ;;
-        --modality=*|--method=*|--retrain_mode=*|--nj=*)
-            _n=${1%%=*}; printf -v "${_n#--}" '%s' "${1#*=}"; _args+=("$1"); shift ;;
-        --local_data_opts) local_data_opts+=" ${2:-}"; shift; shift || true ;;
-        --local_data_opts=*) local_data_opts+=" ${1#*=}"; shift ;;
-        *) _args+=("$1"); shift ;;
-    esac
-done
-set -- ${_args[@]+"${_args[@]}"}
-
-# Paper configs (conf/tuning -> <repo>/conf/tuning; README.md lists them all).
-case "${modality}" in
-    video) prefix=train_vsr_large; method=${method:-msrs} ;;
-    av) prefix=train_avsr; method=${method:-msrs} ;;
-    audio) prefix=train_asr; method=${method:-lr_sms} ;;
-    *) prefix=train_avsr ;;   # avsr.sh reports the bad value
-esac
-search_config=
-case "${method}" in
-    msrs)
-        search_config=conf/tuning/${prefix}_msrs_search.yaml
-        asr_config=conf/tuning/${prefix}_msrs_${retrain_mode/grad_masked/gradmask}.yaml ;;
-    lr_sms) asr_config=conf/tuning/${prefix}_lr_sms_m010-020_f020-040.yaml ;;
-    layerscale) asr_config=conf/tuning/${prefix}_layerscale.yaml ;;
-    *) asr_config=conf/tuning/${prefix}.yaml ;;
-esac
-for _c in asr_config search_config; do
-    if [ -n "${!_c}" ] && [ ! -f "${!_c}" ]; then
-        echo "$0: no default ${_c} for --modality ${modality} --method ${method} (${!_c} does not exist); give --${_c}" >&2
-        printf -v "${_c}" '%s' ""
-    fi
-done
+# Options this recipe derives defaults from (same names as avsr.sh's).
+modality=av          # audio (ASR) | video (VSR) | av (AVSR)
+method=              # default: msrs (video, av), lr_sms (audio)
+retrain_mode=sparse  # MSRS retraining: dense | sparse | grad_masked
+nj=4                 # data preparation jobs
+local_data_opts=     # added to the data options below
+scan_run_options modality method retrain_mode nj -- "$@"
+set -- ${run_args[@]+"${run_args[@]}"}
+paper_configs train_vsr_large train_avsr train_asr
 
 train_set=train      # pretrain (cut at word boundaries into <= 24 s) + trainval - valid
 valid_set=valid      # 1200 trainval utterances (or --local_data_opts "--valid_list ...")
-test_sets=test
+test_sets=test       # the official test set: 1,321 utterances
 max_dur=24           # the longest pretrain segment
 
+run_help
 ./avsr.sh \
     --modality "${modality}" \
     --method "${method}" \
@@ -69,6 +39,7 @@ max_dur=24           # the longest pretrain segment
     --train_set "${train_set}" \
     --valid_set "${valid_set}" \
     --test_sets "${test_sets}" \
+    --official_test_sizes "test=1321" \
     --max_dur "${max_dur}" \
     --token_type bpe --bpemode unigram --nbpe 5000 \
     --asr_config "${asr_config}" \

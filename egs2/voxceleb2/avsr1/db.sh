@@ -17,3 +17,8 @@ VOXCELEB2_LABELS=${VOXCELEB2_LABELS:-}
 
 # Optional: landmark tree mirroring dev/mp4 (<dir>/<id>/<video>/<n>.pkl).
 VOXCELEB2_LANDMARKS=${VOXCELEB2_LANDMARKS:-}
+
+# Optional: the NOISEX-92 babble recording (babble.wav; any format and rate,
+# resampled to 16 kHz) for stage 6: training augmentation and the noisy test
+# sets. Empty: synthetic babble summed from the corpus' own utterances.
+NOISEX_BABBLE=${NOISEX_BABBLE:-}

@@ -1,64 +1,34 @@
 #!/usr/bin/env bash
 # VoxCeleb2 (English part, ~1.3 kh of the dev set) with transcripts from a
 # labels CSV or from a pretrained ESPnet ASR model: AVSR, VSR or ASR from
-# scratch. Corpus paths: db.sh. Stages 1-13 and every option: ./avsr.sh --help.
-# The papers train on LRS3 + VoxCeleb2 (+ AVSpeech) and test on LRS3: prepare
-# data/train here, then train in ../../lrs3/avsr1 (README.md, "Combining").
+# scratch. Corpus paths: db.sh (VOXCELEB2, VOXCELEB2_EN_IDS, VOXCELEB2_LABELS,
+# VOXCELEB2_LANDMARKS). The papers train on LRS3 + VoxCeleb2 (+ AVSpeech) and
+# test on LRS3: prepare data/train here, then train in ../../lrs3/avsr1
+# (README.md, "Combining with LRS3").
 #   ./run.sh --modality av                                          # labels from VOXCELEB2_LABELS
 #   ./run.sh --local_data_opts "--asr_model exp/asr/packed/model.zip"   # automatic labels
-# Defaults below depend on --modality/--method/--retrain_mode given on the
-# command line; any option given there wins ("$@" comes last).
+# Every option of avsr.sh can be given here and wins ("$@" comes last);
+# ./run.sh --help lists them with the values this recipe gives them.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
+. ./path.sh
+. "${MAIN_ROOT}/local/run_options.sh"
 
-# Options this script derives its defaults from (same names as avsr.sh).
-modality=av
-method=
-retrain_mode=sparse
-nj=4
-local_data_opts=    # appended to the recipe's data options below
-_args=()
-while [ $# -gt 0 ]; do
-    case "$1" in
-        --modality|--method|--retrain_mode|--nj)
-            printf -v "${1#--}" '%s' "${2:-}"; _args+=("$1" "${2:-}"); shift; shift || true ;;
-        --modality=*|--method=*|--retrain_mode=*|--nj=*)
-            _n=${1%%=*}; printf -v "${_n#--}" '%s' "${1#*=}"; _args+=("$1"); shift ;;
-        --local_data_opts) local_data_opts+=" ${2:-}"; shift; shift || true ;;
-        --local_data_opts=*) local_data_opts+=" ${1#*=}"; shift ;;
-        *) _args+=("$1"); shift ;;
-    esac
-done
-
-set -- ${_args[@]+"${_args[@]}"}
-
-# Paper configs (conf/tuning -> <repo>/conf/tuning; see ../../lrs3/avsr1/README.md).
-case "${modality}" in
-    video) prefix=train_vsr_large; method=${method:-msrs} ;;
-    av) prefix=train_avsr; method=${method:-msrs} ;;
-    audio) prefix=train_asr; method=${method:-lr_sms} ;;
-    *) prefix=train_avsr ;;   # avsr.sh reports the bad value
-esac
-search_config=
-case "${method}" in
-    msrs)
-        search_config=conf/tuning/${prefix}_msrs_search.yaml
-        asr_config=conf/tuning/${prefix}_msrs_${retrain_mode/grad_masked/gradmask}.yaml ;;
-    lr_sms) asr_config=conf/tuning/${prefix}_lr_sms_m010-020_f020-040.yaml ;;
-    layerscale) asr_config=conf/tuning/${prefix}_layerscale.yaml ;;
-    *) asr_config=conf/tuning/${prefix}.yaml ;;
-esac
-for _c in asr_config search_config; do
-    if [ -n "${!_c}" ] && [ ! -f "${!_c}" ]; then
-        echo "$0: no default ${_c} for --modality ${modality} --method ${method} (${!_c} does not exist); give --${_c}" >&2
-        printf -v "${_c}" '%s' ""
-    fi
-done
+# Options this recipe derives defaults from (same names as avsr.sh's).
+modality=av          # audio (ASR) | video (VSR) | av (AVSR)
+method=              # default: msrs (video, av), lr_sms (audio)
+retrain_mode=sparse  # MSRS retraining: dense | sparse | grad_masked
+nj=4                 # data preparation jobs
+local_data_opts=     # added to the data options below
+scan_run_options modality method retrain_mode nj -- "$@"
+set -- ${run_args[@]+"${run_args[@]}"}
+paper_configs train_vsr_large train_avsr train_asr
 
 train_set=train      # English clips with a transcript, minus valid
 valid_set=valid      # 1000 random labelled clips
-test_sets=valid      # VoxCeleb2 has no transcribed test set: the papers test on LRS3
+test_sets=valid      # VoxCeleb2 has no transcribed test set (RESULTS.md flags it)
 
+run_help
 ./avsr.sh \
     --modality "${modality}" \
     --method "${method}" \

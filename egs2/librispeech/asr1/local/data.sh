@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Stage 1 of the LibriSpeech recipe: data/{train_960,dev,dev_clean,dev_other,
-# test_clean,test_other} from the corpus on disk (LIBRISPEECH in db.sh).
+# Stage 1 of the LibriSpeech recipe: Kaldi-style data directories from the
+# corpus on disk (LIBRISPEECH in db.sh): data/<train_name> (--train_subsets),
+# data/dev (--valid_subsets) and one data/<subset> per test subset
+# (--test_subsets, "-" written "_"). Only the subsets asked for must exist.
 # See local/prepare_librispeech.py and README.md.
 set -euo pipefail
 
@@ -10,52 +12,42 @@ log() {
 }
 SECONDS=0
 
-# Options (defaults; each can be given as --name value).
-train_sets="train-clean-100 train-clean-360 train-other-500"   # 960 h
+# Options (defaults; each can be given as --name value; lists space or comma separated).
+train_subsets="train-clean-100 train-clean-360 train-other-500"   # 960 h
 train_name=train_960
+valid_subsets="dev-clean dev-other"     # -> data/dev
+test_subsets="test-clean test-other dev-clean dev-other"   # -> data/test_clean, ...
 data_dir=data
 local_dir=data/local/librispeech
+nj=1                    # accepted for the common interface of the recipes (unused)
+modality=audio          # accepted for the common interface of the recipes (audio only)
 
 help_message=$(cat <<HELP
-Usage: $0 [options]
+Usage: $0 [options]   (from the recipe directory; ./run.sh passes --local_data_opts)
 Options (default):
-    --train_sets ("${train_sets}")
-    --train_name (${train_name})      e.g. --train_sets train-clean-100 --train_name train_clean_100
+    --train_subsets ("${train_subsets}") --train_name (${train_name})
+    --valid_subsets ("${valid_subsets}")       -> data/dev
+    --test_subsets ("${test_subsets}")          -> data/test_clean, ...
     --data_dir (${data_dir}) --local_dir (${local_dir})
 HELP
 )
-while [ $# -gt 0 ]; do
-    case "$1" in
-        --help|-h) echo "${help_message}"; exit 0 ;;
-        --*=*) name=${1%%=*}; name=${name#--}; value=${1#*=}; shift ;;
-        --*) name=${1#--}; [ $# -ge 2 ] || { log "Error: $1 needs a value"; exit 1; }
-             value=$2; shift 2 ;;
-        *) log "Error: unexpected argument '$1'"; echo "${help_message}"; exit 1 ;;
-    esac
-    name=${name//-/_}
-    case "${name}" in
-        train_sets|train_name|data_dir|local_dir) printf -v "${name}" '%s' "${value}" ;;
-        # options of the audio-visual recipes that do not apply here
-        nj|modality) ;;
-        *) log "Error: unknown option --${name}"; echo "${help_message}"; exit 1 ;;
-    esac
-done
-
-recipe_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 [ -f ./db.sh ] || { log "Error: run from the recipe directory (db.sh not found in $(pwd))"; exit 1; }
+. ./path.sh
+. "${MAIN_ROOT}/local/parse_options.sh"
 . ./db.sh
-[ -f ./path.sh ] && . ./path.sh
 python=${PYTHON:-python3}
 
 if [ -z "${LIBRISPEECH:-}" ]; then
     log "Error: LIBRISPEECH is not set: set LIBRISPEECH in $(pwd)/db.sh to the LibriSpeech folder (holding train-clean-100/, ..., test-other/)"
     exit 1
 fi
+[ "${modality}" = audio ] || { log "Error: LibriSpeech has no video: --modality ${modality}"; exit 1; }
 
-log "Stage 1: LibriSpeech layout: ${LIBRISPEECH} -> ${data_dir}/{${train_name},dev,dev_clean,dev_other,test_clean,test_other}"
+log "Stage 1: LibriSpeech ${LIBRISPEECH}: train ${train_subsets} -> ${data_dir}/${train_name}; valid ${valid_subsets} -> ${data_dir}/dev; tests ${test_subsets}"
 # shellcheck disable=SC2086
-"${python}" "${recipe_dir}/local/prepare_librispeech.py" --librispeech "${LIBRISPEECH}" \
-    --train_sets ${train_sets} --train_name "${train_name}" \
+"${python}" local/prepare_librispeech.py --librispeech "${LIBRISPEECH}" \
+    --train_subsets ${train_subsets//,/ } --train_name "${train_name}" \
+    --valid_subsets ${valid_subsets//,/ } --test_subsets ${test_subsets//,/ } \
     --data_dir "${data_dir}" --report_dir "${local_dir}"
 
 log "Successfully finished. [elapsed=${SECONDS}s]"

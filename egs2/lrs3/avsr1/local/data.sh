@@ -30,7 +30,7 @@ data_dir=data           # output data root
 local_dir=data/local/lrs3   # wavs, segments, detected landmarks, reports
 
 help_message=$(cat <<EOF
-Usage: $0 [options]
+Usage: $0 [options]   (from the recipe directory; ./run.sh passes --local_data_opts)
 Options (default):
     --stage (${stage}) --stop_stage (${stop_stage}) --nj (${nj})
     --modality (${modality})           audio | video | av
@@ -44,37 +44,19 @@ Options (default):
     --data_dir (${data_dir}) --local_dir (${local_dir})
 EOF
 )
-while [ $# -gt 0 ]; do
-    case "$1" in
-        --help|-h) echo "${help_message}"; exit 0 ;;
-        --*=*) name=${1%%=*}; name=${name#--}; value=${1#*=}; shift ;;
-        --*) name=${1#--}; [ $# -ge 2 ] || { log "Error: $1 needs a value"; exit 1; }
-             value=$2; shift 2 ;;
-        *) log "Error: unexpected argument '$1'"; echo "${help_message}"; exit 1 ;;
-    esac
-    name=${name//-/_}
-    case "${name}" in
-        stage|stop_stage|nj|modality|train_subsets|pretrain_max_sec|valid_list|num_valid|\
-        landmark_dir|detector|landmark_env|make_landmark_env|extra_train_dirs|combined_train|\
-        data_dir|local_dir)
-            printf -v "${name}" '%s' "${value}" ;;
-        *) log "Error: unknown option --${name}"; echo "${help_message}"; exit 1 ;;
-    esac
-done
-
-recipe_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-repo=$(cd "${recipe_dir}/../../.." && pwd)
 [ -f ./db.sh ] || { log "Error: run from the recipe directory (db.sh not found in $(pwd))"; exit 1; }
+. ./path.sh
+. "${MAIN_ROOT}/local/parse_options.sh"
 . ./db.sh
-[ -f ./path.sh ] && . ./path.sh
 python=${PYTHON:-python3}
+recipe_dir=$(pwd)
 
 if [ -z "${LRS3:-}" ]; then
     log "Error: LRS3 is not set: set LRS3 in $(pwd)/db.sh to the folder that holds pretrain/, trainval/ and test/"
     exit 1
 fi
 landmark_dir=${landmark_dir:-${LRS3_LANDMARKS:-}}
-landmark_env=${landmark_env:-${repo}/.venv_landmarks}
+landmark_env=${landmark_env:-${MAIN_ROOT}/.venv_landmarks}
 case "${modality}" in audio|video|av) ;; *) log "Error: --modality ${modality}: use audio, video or av"; exit 1 ;; esac
 case "${detector}" in none|mediapipe) ;; *) log "Error: --detector ${detector}: use none or mediapipe"; exit 1 ;; esac
 
@@ -85,7 +67,7 @@ prepare() {
     # shellcheck disable=SC2086
     "${python}" "${recipe_dir}/local/prepare_lrs3.py" \
         --lrs3 "${LRS3}" --data_dir "${data_dir}" --modality "${modality}" \
-        --train_subsets ${train_subsets} --pretrain_max_sec "${pretrain_max_sec}" \
+        --train_subsets ${train_subsets//,/ } --pretrain_max_sec "${pretrain_max_sec}" \
         --num_valid "${num_valid}" --wav_dir "${local_dir}/wav" \
         --seg_dir "${local_dir}/segments" \
         --detected_landmark_dir "${local_dir}/landmarks" \
@@ -103,15 +85,15 @@ if [ "${stage}" -le 2 ] && [ "${stop_stage}" -ge 2 ] && [ "${modality}" != audio
     log "Stage 1.2: face landmarks (MediaPipe Face Mesh) for $(wc -l < "${todo}") video(s): ${todo} -> ${local_dir}/landmarks"
     if [ ! -x "${landmark_env}/bin/python" ]; then
         if [ "${make_landmark_env}" = true ]; then
-            "${recipe_dir}/local/make_landmark_env.sh" "${landmark_env}"
+            "${MAIN_ROOT}/local/make_landmark_env.sh" "${landmark_env}"
         else
-            log "Error: no landmark environment at ${landmark_env}: run local/make_landmark_env.sh ${landmark_env}"
+            log "Error: no landmark environment at ${landmark_env}: run ${MAIN_ROOT}/local/make_landmark_env.sh ${landmark_env}"
             exit 1
         fi
     fi
     # No-face videos are listed in failed.txt and kept (all-NaN landmarks):
     # stage 2 reports them again by name.
-    "${landmark_env}/bin/python" "${repo}/espnet_msrs/bin/detect_landmarks.py" \
+    "${landmark_env}/bin/python" "${MAIN_ROOT}/espnet_msrs/bin/detect_landmarks.py" \
         --video_scp "${todo}" --out_dir "${local_dir}/landmarks" \
         --out_scp "${local_dir}/landmarks/detected.scp" --nj "${nj}" --allow_failures true
     if [ -s "${local_dir}/landmarks/failed.txt" ]; then
@@ -128,7 +110,7 @@ fi
 if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ] && [ -n "${extra_train_dirs}" ]; then
     log "Stage 1.4: combine ${data_dir}/train ${extra_train_dirs} -> ${data_dir}/${combined_train}"
     # shellcheck disable=SC2086
-    "${python}" "${recipe_dir}/local/combine_data.py" --out "${data_dir}/${combined_train}" \
+    "${python}" -m espnet_msrs.bin.combine_data --out "${data_dir}/${combined_train}" \
         "${data_dir}/train" ${extra_train_dirs}
 fi
 

@@ -60,14 +60,33 @@ import logging
 import math
 import random
 import sys
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+import numpy as np
+from espnet2.utils.types import str2bool
 
-import numpy as np  # noqa: E402
-import prep_utils as pu  # noqa: E402
+from espnet_msrs.data_prep.audio import SAMPLE_RATE, extract_audio, rate_summary, write_wav
+from espnet_msrs.data_prep.corpus import CorpusPathError, check_corpus_dir, read_id_list
+from espnet_msrs.data_prep.text import normalize_text
+from espnet_msrs.data_prep.video import (
+    FPS,
+    find_landmark_file,
+    read_rgb_video,
+    save_landmarks,
+    write_rgb_video,
+)
+from espnet_msrs.utils.data_dir import (
+    Utterance,
+    iter_lines,
+    write_data_dir,
+    write_kv,
+    write_report,
+)
+from espnet_msrs.utils.parallel import parallel_map
+from espnet_msrs.utils.runtime import setup_logging
 
 logger = logging.getLogger("prepare_lrs3")
 
@@ -95,14 +114,13 @@ def parse_lrs3_txt(path: Path) -> Transcript:
         The normalised text and the ``(word, start, end)`` list (may be empty).
 
     Raises:
-        ValueError: No ``Text:`` first line, or a malformed table line
-            (names the file and line).
+        ValueError: No ``Text:`` first line, a malformed table line or a
+            byte that is not UTF-8 (names the file and line).
     """
-    with open(path, encoding="utf-8", errors="replace") as f:
-        lines = f.read().splitlines()
+    lines = [line for _, line in iter_lines(path)]
     if not lines or not lines[0].startswith("Text:"):
         raise ValueError(f"{path}: the first line must start with 'Text:'")
-    text = pu.normalize_text(lines[0][len("Text:") :])
+    text = normalize_text(lines[0][len("Text:") :])
     words: List[Tuple[str, float, float]] = []
     in_table = False
     for lineno, line in enumerate(lines[1:], 2):
@@ -146,14 +164,14 @@ def segment_words(
     seg_start = seg_end = 0.0
     for word, start, end in words:
         if current and end - seg_start > max_sec:
-            segments.append((seg_start, seg_end, pu.normalize_text(" ".join(current))))
+            segments.append((seg_start, seg_end, normalize_text(" ".join(current))))
             current = []
         if not current:
             seg_start = start
         current.append(word)
         seg_end = max(seg_end, end) if len(current) > 1 else end
     if current:
-        segments.append((seg_start, seg_end, pu.normalize_text(" ".join(current))))
+        segments.append((seg_start, seg_end, normalize_text(" ".join(current))))
     return segments
 
 
@@ -173,16 +191,23 @@ class ClipJob:
     with_video: bool
 
 
-def _prepare_whole(job: ClipJob) -> Tuple[List[pu.Utterance], List[Tuple[str, str]]]:
+#: What :func:`prepare_clip` returns: utterances, (key, reason) problems and
+#: the sample rate of the clip's audio stream (None when no audio was decoded).
+ClipResult = Tuple[List[Utterance], List[Tuple[str, str]], Optional[int]]
+
+
+def _prepare_whole(job: ClipJob) -> ClipResult:
     wav = None
+    rate = None
     if job.wav_dir is not None:
         wav = Path(job.wav_dir) / job.subset / job.spk / f"{Path(job.mp4).stem}.wav"
         if not wav.is_file():
             try:
-                pu.write_wav(wav, pu.extract_audio(job.mp4))
+                audio, rate = extract_audio(job.mp4)
+                write_wav(wav, audio)
             except ValueError as e:
-                return [], [(job.uid, str(e))]
-    utt = pu.Utterance(
+                return [], [(job.uid, str(e))], None
+    utt = Utterance(
         uid=job.uid,
         spk=job.spk,
         text=job.text,
@@ -190,12 +215,10 @@ def _prepare_whole(job: ClipJob) -> Tuple[List[pu.Utterance], List[Tuple[str, st
         video=job.mp4 if job.with_video else None,
         landmark=job.landmark if job.with_video else None,
     )
-    return [utt], []
+    return [utt], [], rate
 
 
-def _prepare_segments(
-    job: ClipJob,
-) -> Tuple[List[pu.Utterance], List[Tuple[str, str]]]:
+def _prepare_segments(job: ClipJob) -> ClipResult:
     from espnet_msrs.video.roi import load_landmarks
 
     stem = Path(job.mp4).stem
@@ -220,40 +243,43 @@ def _prepare_segments(
         )
         plan.append((uid, start, end, text, wav, mp4, lm))
     pending = [p for p in plan if any(x and not x.is_file() for x in p[4:])]
+    rate = None
     if pending:
         try:
-            audio = pu.extract_audio(job.mp4) if job.wav_dir is not None else None
+            audio = None
+            if job.wav_dir is not None:
+                audio, rate = extract_audio(job.mp4)
             frames = fps = None
             if job.with_video:
-                frames, fps = pu.read_rgb_video(job.mp4)
+                frames, fps = read_rgb_video(job.mp4)
             landmarks = load_landmarks(job.landmark) if job.landmark else None
         except ValueError as e:
-            return [], problems + [(job.uid, f"segmentation: {e}")]
+            return [], problems + [(job.uid, f"segmentation: {e}")], None
         num_frames = len(frames) if frames is not None else None
         for uid, start, end, text, wav, mp4, lm in pending:
-            f0 = max(0, int(math.floor(start * pu.FPS)))
-            f1 = int(math.ceil(end * pu.FPS))
+            f0 = max(0, int(math.floor(start * FPS)))
+            f1 = int(math.ceil(end * FPS))
             if num_frames is not None:
                 f1 = min(f1, num_frames)
             if audio is not None:
-                f1 = min(f1, -(-len(audio) // (pu.SAMPLE_RATE // pu.FPS)))
+                f1 = min(f1, -(-len(audio) // (SAMPLE_RATE // FPS)))
             if f1 - f0 < 1:
                 reason = f"{job.mp4}: segment [{start}, {end}] s is empty"
                 problems.append((uid, reason))
                 continue
             if wav is not None and not wav.is_file():
-                hop = pu.SAMPLE_RATE // pu.FPS
-                pu.write_wav(wav, audio[f0 * hop : f1 * hop])
+                hop = SAMPLE_RATE // FPS
+                write_wav(wav, audio[f0 * hop : f1 * hop])
             if mp4 is not None and not mp4.is_file():
-                pu.write_rgb_video(mp4, frames[f0:f1], fps=fps or pu.FPS)
+                write_rgb_video(mp4, frames[f0:f1], fps=fps or FPS)
             if lm is not None and not lm.is_file():
                 cut = np.full((f1 - f0, 68, 2), np.nan, dtype=np.float32)
                 part = landmarks[f0:f1]
                 cut[: len(part)] = part
-                pu.save_landmarks(lm, cut)
+                save_landmarks(lm, cut)
     bad = {uid for uid, _ in problems}
     utts = [
-        pu.Utterance(
+        Utterance(
             uid=uid,
             spk=job.spk,
             text=text,
@@ -264,14 +290,15 @@ def _prepare_segments(
         for uid, start, end, text, wav, mp4, lm in plan
         if uid not in bad
     ]
-    return utts, problems
+    return utts, problems, rate
 
 
-def prepare_clip(job: ClipJob) -> Tuple[List[pu.Utterance], List[Tuple[str, str]]]:
+def prepare_clip(job: ClipJob) -> ClipResult:
     """Audio extraction / segmentation of one clip (see the module docstring).
 
     Returns:
-        The utterances written, and ``(key, reason)`` problems.
+        The utterances written, ``(key, reason)`` problems, and the sample
+        rate of the audio stream when audio was decoded now.
     """
     if job.segments is None:
         return _prepare_whole(job)
@@ -286,6 +313,11 @@ def list_clips(
     for mp4 in sorted((root / subset).glob("*/*.mp4")):
         clips.append((mp4.parent.name, mp4.stem, mp4))
     return clips
+
+
+def _set_of(subset: str) -> str:
+    """The data directory a subset's problems are reported in (test or train)."""
+    return "test" if subset == "test" else "train"
 
 
 def _valid_keys(entries: Sequence[str]) -> List[str]:
@@ -326,7 +358,7 @@ def get_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--extract_audio",
-        type=pu.str2bool,
+        type=str2bool,
         default=None,
         help="Write 16 kHz wavs (default: true unless --modality video)",
     )
@@ -356,15 +388,15 @@ def get_parser() -> argparse.ArgumentParser:
 def main(cmd: Optional[Sequence[str]] = None) -> int:
     """Run the preparation; returns the exit status."""
     args = get_parser().parse_args(cmd)
-    pu.setup_logging(args.log_level)
+    setup_logging(args.log_level)
     try:
-        root = pu.check_corpus_dir(
+        root = check_corpus_dir(
             args.lrs3,
             "LRS3",
             expected=sorted(set(args.train_subsets) | {"trainval", "test"}),
             what="the folder holding pretrain/, trainval/ and test/",
         )
-    except pu.CorpusPathError as e:
+    except CorpusPathError as e:
         logger.error("%s", e)
         return 2
     with_video = args.modality != "audio"
@@ -374,12 +406,12 @@ def main(cmd: Optional[Sequence[str]] = None) -> int:
     landmark_root = None
     if with_video and args.landmark_dir:
         try:
-            landmark_root = pu.check_corpus_dir(
+            landmark_root = check_corpus_dir(
                 args.landmark_dir,
                 "LRS3_LANDMARKS",
                 what="the landmark tree <dir>/<subset>/<spk>/<id>.pkl",
             )
-        except pu.CorpusPathError as e:
+        except CorpusPathError as e:
             logger.error("%s", e)
             return 2
     data_dir = Path(args.data_dir)
@@ -388,7 +420,7 @@ def main(cmd: Optional[Sequence[str]] = None) -> int:
     wav_dir = str(Path(args.wav_dir).resolve()) if extract else None
     seg_dir = str(Path(args.seg_dir).resolve())
 
-    problems: List[Tuple[str, str]] = []
+    dropped: Dict[str, List[Tuple[str, str]]] = {"train": [], "test": []}  # per data set
     jobs: List[ClipJob] = []
     subsets = [s for s in SUBSETS if s in args.train_subsets or s != "pretrain"]
     for subset in subsets:
@@ -403,12 +435,12 @@ def main(cmd: Optional[Sequence[str]] = None) -> int:
             uid = f"{spk}_{cid}"
             txt = mp4.with_suffix(".txt")
             if not txt.is_file():
-                problems.append((uid, f"{mp4}: no transcript {txt.name}"))
+                dropped[_set_of(subset)].append((uid, f"{mp4}: no transcript {txt.name}"))
                 continue
             try:
                 tr = parse_lrs3_txt(txt)
             except ValueError as e:
-                problems.append((uid, str(e)))
+                dropped[_set_of(subset)].append((uid, str(e)))
                 continue
             segments = None
             if (
@@ -421,11 +453,11 @@ def main(cmd: Optional[Sequence[str]] = None) -> int:
                 if len(segs) > 1:
                     segments = tuple(segs)
             if segments is None and not tr.text:
-                problems.append((uid, f"{txt}: empty transcript"))
+                dropped[_set_of(subset)].append((uid, f"{txt}: empty transcript"))
                 continue
             landmark = None
             if with_video:
-                found = pu.find_landmark_file(
+                found = find_landmark_file(
                     landmark_root, Path(subset) / spk / mp4.name
                 )
                 landmark = str(found) if found else None
@@ -455,11 +487,17 @@ def main(cmd: Optional[Sequence[str]] = None) -> int:
         landmark_root,
         args.nj,
     )
-    results = pu.parallel_map(prepare_clip, jobs, nj=args.nj, what="clips")
+    results = parallel_map(prepare_clip, jobs, nj=args.nj, what="clips")
 
-    by_subset: Dict[str, List[pu.Utterance]] = {s: [] for s in subsets}
-    for job, (utts, probs) in zip(jobs, results):
-        problems.extend(probs)
+    by_subset: Dict[str, List[Utterance]] = {s: [] for s in subsets}
+    rates: Counter = Counter()
+    resampled: Dict[str, str] = {}
+    for job, (utts, probs, rate) in zip(jobs, results):
+        dropped[_set_of(job.subset)].extend(probs)
+        if rate is not None:
+            rates[rate] += 1
+            if rate != SAMPLE_RATE:
+                resampled[job.uid] = f"{rate} Hz: {job.mp4}"
         for utt in utts:
             if with_video and utt.landmark is None:
                 auto = detected / f"{utt.uid}.npy"
@@ -471,7 +509,7 @@ def main(cmd: Optional[Sequence[str]] = None) -> int:
     trainval = by_subset.get("trainval", [])
     ids = [u.uid for u in trainval]
     if args.valid_list:
-        wanted = set(_valid_keys(pu.read_id_list(args.valid_list)))
+        wanted = set(_valid_keys(read_id_list(args.valid_list)))
         valid_ids = wanted & set(ids)
         if len(valid_ids) < len(wanted):
             logger.warning(
@@ -499,19 +537,32 @@ def main(cmd: Optional[Sequence[str]] = None) -> int:
         train += [u for u in trainval if u.uid not in valid_ids]
     sets = {"train": train, "valid": valid, "test": by_subset["test"]}
     for name, utts in sets.items():
-        n = pu.write_data_dir(
+        n = write_data_dir(
             data_dir / name, utts, always=("landmark.scp",) if with_video else ()
         )
         logger.info("Wrote %s utterances=%d", data_dir / name, n)
 
-    pu.write_report(report_dir / "skipped.txt", problems)
+    problems = dropped["train"] + dropped["test"]
+    write_report(report_dir / "skipped.txt", problems)
+    # Per data directory (the split of trainval into train and valid is made
+    # from the clips that could be prepared, so its problems count as train's).
+    write_report(data_dir / "test" / "dropped.txt", dropped["test"])
+    write_report(data_dir / "train" / "dropped.txt", dropped["train"])
+    write_report(report_dir / "resampled.txt", resampled.items())
+    if rates:
+        logger.info("audio decoded now: %s", rate_summary(rates, SAMPLE_RATE))
+    if resampled:
+        logger.warning(
+            "%d clip(s) have audio at another rate than %d Hz and were resampled "
+            "(listed in %s)", len(resampled), SAMPLE_RATE, report_dir / "resampled.txt",
+        )
     todo = {
         u.uid: u.video
         for utts in sets.values()
         for u in utts
         if with_video and not u.landmark
     }
-    pu.write_kv(report_dir / "landmark_todo.scp", todo)
+    write_kv(report_dir / "landmark_todo.scp", todo)
     if problems:
         logger.warning(
             "%d clip(s)/segment(s) skipped, reasons in %s (e.g. %s: %s)",
@@ -519,11 +570,10 @@ def main(cmd: Optional[Sequence[str]] = None) -> int:
             report_dir / "skipped.txt",
             *sorted(problems)[0],
         )
-    if todo:
-        logger.warning(
-            "%d utterance(s) have no landmarks (listed in %s): give --landmark_dir "
-            "(LRS3_LANDMARKS in db.sh) or --detector mediapipe to local/data.sh; "
-            "otherwise stage 2 reports them",
+    if todo:  # stage 2 warns once, with the fix (avsr.sh)
+        logger.info(
+            "%d utterance(s) have no landmarks (listed in %s): LRS3_LANDMARKS in db.sh "
+            "or --detector mediapipe gives them",
             len(todo),
             report_dir / "landmark_todo.scp",
         )

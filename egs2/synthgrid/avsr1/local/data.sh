@@ -23,23 +23,14 @@ num_valid=4          # Valid utterances per speaker (--split utterance).
 num_test=6           # Test utterances per speaker (--split utterance).
 num_valid_speakers=1 # Valid speakers (--split speaker).
 num_test_speakers=1  # Test speakers (--split speaker).
-python=python3
-
 help_message="Usage: $0 [--num_speakers N] [--utts_per_speaker M] [--seed S] [--nj J]
     [--split utterance|speaker] [--num_valid V] [--num_test T]
-    [--num_valid_speakers V] [--num_test_speakers T]"
-while [ $# -gt 0 ]; do
-    case "$1" in
-        --help|-h) echo "${help_message}"; exit 0 ;;
-        --num_speakers|--utts_per_speaker|--seed|--nj|--split|--num_valid|--num_test|--num_valid_speakers|--num_test_speakers|--python)
-            [ $# -ge 2 ] || { echo "$0: $1 needs a value" >&2; exit 2; }
-            printf -v "${1#--}" '%s' "$2"; shift 2 ;;
-        *) echo "$0: unknown option $1" >&2; echo "${help_message}" >&2; exit 2 ;;
-    esac
-done
-
-[ -f ./path.sh ] && . ./path.sh
+    [--num_valid_speakers V] [--num_test_speakers T]
+  (from the recipe directory; ./run.sh passes --local_data_opts)"
+. ./path.sh
+. "${MAIN_ROOT}/local/parse_options.sh"
 . ./db.sh
+python=${PYTHON:-python3}
 [ -n "${SYNTHGRID}" ] || { echo "$0: set SYNTHGRID in db.sh (where to write the corpus)" >&2; exit 1; }
 
 log "Generating the synthetic GRID corpus: speakers=${num_speakers} utts_per_speaker=${utts_per_speaker} seed=${seed} -> ${SYNTHGRID}"

@@ -23,7 +23,8 @@ Splits (``--split``):
 
 Utterance ids start with the speaker id (``s01_bbaf2n``), so sorting by
 utterance id also sorts by speaker, as Kaldi tools expect. Files are only
-rewritten when their content changes.
+rewritten when their content changes
+(:func:`espnet_msrs.utils.data_dir.write_data_dir`).
 """
 
 import argparse
@@ -34,6 +35,11 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
+
+from espnet_msrs.utils.data_dir import Utterance, write_data_dir
+from espnet_msrs.utils.runtime import setup_logging
+
+logger = logging.getLogger("data_prep")
 
 
 def read_manifest(path: Path) -> List[Dict[str, str]]:
@@ -90,35 +96,19 @@ def split_rows(
     return sets
 
 
-def _write(path: Path, lines: List[str]) -> None:
-    content = "".join(line + "\n" for line in lines)
-    if path.is_file() and path.read_text(encoding="utf-8") == content:
-        return
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(content, encoding="utf-8")
-    tmp.replace(path)
-
-
-def write_data_dir(rows: List[Dict[str, str]], corpus: Path, out: Path) -> None:
-    """Write one Kaldi-style data directory."""
-    out.mkdir(parents=True, exist_ok=True)
-    rows = sorted(rows, key=lambda r: r["utt_id"])
-    files = {"wav.scp": [], "video.scp": [], "landmark.scp": [], "text": [], "utt2spk": []}
-    spk2utt: Dict[str, List[str]] = defaultdict(list)
-    for r in rows:
-        uid = r["utt_id"]
-        if not uid.startswith(r["speaker"]):
-            raise ValueError(f"utterance id {uid} does not start with its speaker")
-        for key, col in (("wav.scp", "wav"), ("video.scp", "video"),
-                         ("landmark.scp", "landmarks")):
-            files[key].append(f"{uid} {(corpus / r[col]).resolve()}")
-        files["text"].append(f"{uid} {r['text']}")
-        files["utt2spk"].append(f"{uid} {r['speaker']}")
-        spk2utt[r["speaker"]].append(uid)
-    for name, lines in files.items():
-        _write(out / name, lines)
-    _write(out / "spk2utt", [f"{s} {' '.join(u)}" for s, u in sorted(spk2utt.items())])
-    logging.info(f"data dir: {out} utterances={len(rows)} speakers={len(spk2utt)}")
+def utterances(rows: List[Dict[str, str]], corpus: Path) -> List[Utterance]:
+    """Manifest rows as data-directory records (absolute media paths)."""
+    return [
+        Utterance(
+            uid=r["utt_id"],
+            spk=r["speaker"],
+            text=r["text"],
+            wav=str((corpus / r["wav"]).resolve()),
+            video=str((corpus / r["video"]).resolve()),
+            landmark=str((corpus / r["landmarks"]).resolve()),
+        )
+        for r in rows
+    ]
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -138,10 +128,8 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def main(cmd: Optional[List[str]] = None) -> None:
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s",
-    )
+    """Write data/{train,valid,test}."""
+    setup_logging("INFO")
     args = get_parser().parse_args(cmd)
     corpus = Path(args.corpus)
     manifest = corpus / "manifest.tsv"
@@ -152,7 +140,9 @@ def main(cmd: Optional[List[str]] = None) -> None:
         args.num_valid_speakers, args.num_test_speakers, args.seed,
     )
     for name, rows in sets.items():
-        write_data_dir(rows, corpus, Path(args.data_dir) / name)
+        n = write_data_dir(Path(args.data_dir) / name, utterances(rows, corpus))
+        logger.info("data dir: %s utterances=%d speakers=%d", Path(args.data_dir) / name, n,
+                    len({r["speaker"] for r in rows}))
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ modality=av             # audio | video | av
 subsets=dev             # VoxCeleb2 subsets (dev, test)
 id_list=                # English selection (default: VOXCELEB2_EN_IDS of db.sh)
 labels=                 # labels CSV(s) (default: VOXCELEB2_LABELS of db.sh)
+labels_token_list=      # <piece> <id> unit list: converts token-id labels (Auto-AVSR format)
 asr_model=              # packed zip / model-zoo name: label clips without a label
 asr_opts=               # extra options of local/transcribe.py (e.g. "--device cuda")
 asr_cache_dir=          # where the model is unpacked (default: <local_dir>/asr_model)
@@ -31,12 +32,13 @@ data_dir=data
 local_dir=data/local/vox2
 
 help_message=$(cat <<EOF
-Usage: $0 [options]
+Usage: $0 [options]   (from the recipe directory; ./run.sh passes --local_data_opts)
 Options (default):
     --stage (${stage}) --stop_stage (${stop_stage}) --nj (${nj})
     --modality (${modality})      audio | video | av
     --subsets ("${subsets}")      dev and/or test
     --id_list (VOXCELEB2_EN_IDS of db.sh) --labels (VOXCELEB2_LABELS of db.sh)
+    --labels_token_list ()       unit list converting token-id labels (Auto-AVSR's unigram5000_units.txt)
     --asr_model ()               packed zip or model-zoo name for automatic labels
     --asr_opts ("${asr_opts}") --asr_cache_dir (<local_dir>/asr_model) --num_valid (${num_valid})
     --landmark_dir (VOXCELEB2_LANDMARKS of db.sh) --detector (${detector})
@@ -44,29 +46,12 @@ Options (default):
     --data_dir (${data_dir}) --local_dir (${local_dir})
 EOF
 )
-while [ $# -gt 0 ]; do
-    case "$1" in
-        --help|-h) echo "${help_message}"; exit 0 ;;
-        --*=*) name=${1%%=*}; name=${name#--}; value=${1#*=}; shift ;;
-        --*) name=${1#--}; [ $# -ge 2 ] || { log "Error: $1 needs a value"; exit 1; }
-             value=$2; shift 2 ;;
-        *) log "Error: unexpected argument '$1'"; echo "${help_message}"; exit 1 ;;
-    esac
-    name=${name//-/_}
-    case "${name}" in
-        stage|stop_stage|nj|modality|subsets|id_list|labels|asr_model|asr_opts|asr_cache_dir|num_valid|\
-        landmark_dir|detector|landmark_env|make_landmark_env|data_dir|local_dir)
-            printf -v "${name}" '%s' "${value}" ;;
-        *) log "Error: unknown option --${name}"; echo "${help_message}"; exit 1 ;;
-    esac
-done
-
-recipe_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-repo=$(cd "${recipe_dir}/../../.." && pwd)
 [ -f ./db.sh ] || { log "Error: run from the recipe directory (db.sh not found in $(pwd))"; exit 1; }
+. ./path.sh
+. "${MAIN_ROOT}/local/parse_options.sh"
 . ./db.sh
-[ -f ./path.sh ] && . ./path.sh
 python=${PYTHON:-python3}
+recipe_dir=$(pwd)
 
 if [ -z "${VOXCELEB2:-}" ]; then
     log "Error: VOXCELEB2 is not set: set VOXCELEB2 in $(pwd)/db.sh to the folder that holds dev/mp4/<id>/<video>/<n>.mp4"
@@ -75,7 +60,7 @@ fi
 id_list=${id_list:-${VOXCELEB2_EN_IDS:-}}
 labels=${labels:-${VOXCELEB2_LABELS:-}}
 landmark_dir=${landmark_dir:-${VOXCELEB2_LANDMARKS:-}}
-landmark_env=${landmark_env:-${repo}/.venv_landmarks}
+landmark_env=${landmark_env:-${MAIN_ROOT}/.venv_landmarks}
 case "${modality}" in audio|video|av) ;; *) log "Error: --modality ${modality}: use audio, video or av"; exit 1 ;; esac
 case "${detector}" in none|mediapipe) ;; *) log "Error: --detector ${detector}: use none or mediapipe"; exit 1 ;; esac
 if [ -z "${labels}" ] && [ -z "${asr_model}" ]; then
@@ -89,13 +74,14 @@ prepare() {
     local opts=() all_labels=()
     [ -n "${id_list}" ] && opts+=(--id_list "${id_list}")
     [ -n "${landmark_dir}" ] && opts+=(--landmark_dir "${landmark_dir}")
+    [ -n "${labels_token_list}" ] && opts+=(--labels_token_list "${labels_token_list}")
     # shellcheck disable=SC2206
     [ -n "${labels}" ] && all_labels+=(${labels})
     [ -s "${auto_labels}" ] && all_labels+=("${auto_labels}")
     [ -n "${asr_model}" ] && opts+=(--extract_audio true)
     # shellcheck disable=SC2086
     "${python}" "${recipe_dir}/local/prepare_voxceleb2.py" \
-        --vox2 "${VOXCELEB2}" --subsets ${subsets} --data_dir "${data_dir}" \
+        --vox2 "${VOXCELEB2}" --subsets ${subsets//,/ } --data_dir "${data_dir}" \
         --modality "${modality}" --num_valid "${num_valid}" \
         --wav_dir "${local_dir}/wav" --detected_landmark_dir "${local_dir}/landmarks" \
         --report_dir "${local_dir}" --nj "${nj}" \
@@ -126,13 +112,13 @@ if [ "${stage}" -le 3 ] && [ "${stop_stage}" -ge 3 ] && [ "${modality}" != audio
         log "Stage 1.3: face landmarks (MediaPipe Face Mesh) for $(wc -l < "${todo}") video(s) -> ${local_dir}/landmarks"
         if [ ! -x "${landmark_env}/bin/python" ]; then
             if [ "${make_landmark_env}" = true ]; then
-                "${recipe_dir}/local/make_landmark_env.sh" "${landmark_env}"
+                "${MAIN_ROOT}/local/make_landmark_env.sh" "${landmark_env}"
             else
-                log "Error: no landmark environment at ${landmark_env}: run local/make_landmark_env.sh ${landmark_env}"
+                log "Error: no landmark environment at ${landmark_env}: run ${MAIN_ROOT}/local/make_landmark_env.sh ${landmark_env}"
                 exit 1
             fi
         fi
-        "${landmark_env}/bin/python" "${repo}/espnet_msrs/bin/detect_landmarks.py" \
+        "${landmark_env}/bin/python" "${MAIN_ROOT}/espnet_msrs/bin/detect_landmarks.py" \
             --video_scp "${todo}" --out_dir "${local_dir}/landmarks" \
             --out_scp "${local_dir}/landmarks/detected.scp" --nj "${nj}" --allow_failures true
         if [ -s "${local_dir}/landmarks/failed.txt" ]; then

@@ -47,13 +47,32 @@ import csv
 import logging
 import random
 import sys
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from espnet2.utils.types import str2bool
 
-import prep_utils as pu  # noqa: E402
+from espnet_msrs.data_prep.audio import SAMPLE_RATE, extract_audio, rate_summary, write_wav
+from espnet_msrs.data_prep.corpus import CorpusPathError, check_corpus_dir, read_id_list
+from espnet_msrs.data_prep.text import (
+    ids_to_text,
+    looks_like_token_ids,
+    normalize_text,
+    read_token_units,
+)
+from espnet_msrs.data_prep.video import find_landmark_file
+from espnet_msrs.utils.data_dir import (
+    Utterance,
+    iter_lines,
+    write_data_dir,
+    write_if_changed,
+    write_kv,
+    write_report,
+)
+from espnet_msrs.utils.parallel import parallel_map
+from espnet_msrs.utils.runtime import setup_logging
 
 logger = logging.getLogger("prepare_voxceleb2")
 
@@ -66,25 +85,61 @@ def clip_key(rel_path: str) -> str:
     return "/".join(parts[-3:])
 
 
-def read_labels(paths: Sequence[str]) -> Dict[str, str]:
-    """Clip key -> normalised text from ``dataset,rel_path,length,text`` CSVs.
+def _label_rows(path: str) -> List[Tuple[int, List[str]]]:
+    """``(line number, fields)`` of a labels CSV (header and empty rows skipped).
 
     Raises:
-        ValueError: A row without four fields (names the file and line).
+        ValueError: A byte that is not UTF-8, or a row without four fields
+            (naming the file and line).
     """
+    rows = []
+    reader = csv.reader(line for _, line in iter_lines(path))
+    for row in reader:
+        lineno = reader.line_num
+        if not row or (lineno == 1 and row[0].strip().lower() == "dataset"):
+            continue
+        if len(row) < 4:
+            raise ValueError(
+                f"{path}:{lineno}: expected 'dataset,rel_path,length,text', got {row}"
+            )
+        rows.append((lineno, row))
+    return rows
+
+
+def read_labels(
+    paths: Sequence[str], token_units: Optional[str] = None
+) -> Dict[str, str]:
+    """Clip key -> normalised text from ``dataset,rel_path,length,text`` CSVs.
+
+    A file whose text column holds only token ids (the Auto-AVSR label
+    format) is converted with ``token_units`` (its ``<piece> <id>`` unit
+    list) or refused.
+
+    Raises:
+        ValueError: A malformed row or byte (naming the file and line), or
+            token ids without ``token_units`` (naming the file and the fix).
+    """
+    units = read_token_units(token_units) if token_units else None
     labels: Dict[str, str] = {}
     for path in paths:
-        with open(path, newline="", encoding="utf-8") as f:
-            for lineno, row in enumerate(csv.reader(f), 1):
-                if not row or (lineno == 1 and row[0].strip().lower() == "dataset"):
-                    continue
-                if len(row) < 4:
-                    raise ValueError(
-                        f"{path}:{lineno}: expected 'dataset,rel_path,length,text', "
-                        f"got {row}"
-                    )
-                text = ",".join(row[3:])  # an unquoted comma in the text
-                labels.setdefault(clip_key(row[1]), pu.normalize_text(text))
+        rows = _label_rows(path)
+        texts = [",".join(row[3:]) for _, row in rows]  # an unquoted comma in the text
+        token_ids = looks_like_token_ids(texts)
+        if token_ids and units is None:
+            lineno, row = rows[0]
+            raise ValueError(
+                f"{path}:{lineno}: the text column holds token ids ({','.join(row[3:])!r}), "
+                f"the Auto-AVSR label format, not transcripts. Give labels with words, or "
+                f"the unit list the ids come from (Auto-AVSR's unigram5000_units.txt) as "
+                f"--local_data_opts \"--labels_token_list <file>\" to convert them"
+            )
+        for (lineno, row), text in zip(rows, texts):
+            if token_ids:
+                text = ids_to_text(text, units, where=f"{path}:{lineno}")
+            labels.setdefault(clip_key(row[1]), normalize_text(text))
+        if token_ids:
+            logger.info("labels=%s: converted %d token-id rows to words with %s",
+                        path, len(rows), token_units)
     return labels
 
 
@@ -99,7 +154,7 @@ def list_clips(
             for mp4 in sorted((root / subset / "mp4").glob("*/*/*.mp4")):
                 clips.setdefault(clip_key(str(mp4)), mp4)
         return sorted(clips.items()), missing
-    for entry in pu.read_id_list(id_list):
+    for entry in read_id_list(id_list):
         rel = clip_key(entry)
         depth = len(rel.split("/"))
         pattern = {1: "*/*.mp4", 2: "*.mp4", 3: None}[min(depth, 3)]
@@ -130,21 +185,29 @@ class VoxJob:
     wav: Optional[str]
 
 
-def extract_job(job: VoxJob) -> Optional[str]:
-    """Write the clip's 16 kHz wav; returns an error message or None."""
+def extract_job(job: VoxJob) -> Tuple[Optional[str], Optional[int], str]:
+    """Write the clip's 16 kHz wav.
+
+    Returns:
+        (error message or None, source sample rate when decoded now, where
+        the audio came from: ``mp4``, ``aac`` (the mp4 has no audio stream),
+        or ``kept`` (the wav exists)).
+    """
     if job.wav is None or Path(job.wav).is_file():
-        return None
+        return None, None, "kept"
+    source = "mp4"
     try:
         try:
-            audio = pu.extract_audio(job.mp4)
+            audio, rate = extract_audio(job.mp4)
         except ValueError as e:
             if "no audio stream" not in str(e) or not Path(job.aac).is_file():
                 raise
-            audio = pu.extract_audio(job.aac)
-        pu.write_wav(job.wav, audio)
+            audio, rate = extract_audio(job.aac)
+            source = "aac"
+        write_wav(job.wav, audio)
     except ValueError as e:
-        return str(e)
-    return None
+        return str(e), None, source
+    return None, rate, source
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -163,9 +226,14 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--labels", nargs="*", default=[], help="dataset,rel_path,length,text CSVs"
     )
+    parser.add_argument(
+        "--labels_token_list",
+        default=None,
+        help="<piece> <id> unit list converting token-id labels (Auto-AVSR format)",
+    )
     parser.add_argument("--data_dir", default="data")
     parser.add_argument("--modality", default="av", choices=["audio", "video", "av"])
-    parser.add_argument("--extract_audio", type=pu.str2bool, default=None)
+    parser.add_argument("--extract_audio", type=str2bool, default=None)
     parser.add_argument("--wav_dir", default="data/local/vox2/wav")
     parser.add_argument("--num_valid", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
@@ -180,9 +248,9 @@ def get_parser() -> argparse.ArgumentParser:
 def main(cmd: Optional[Sequence[str]] = None) -> int:
     """Run the preparation; returns the exit status."""
     args = get_parser().parse_args(cmd)
-    pu.setup_logging(args.log_level)
+    setup_logging(args.log_level)
     try:
-        root = pu.check_corpus_dir(
+        root = check_corpus_dir(
             args.vox2,
             "VOXCELEB2",
             expected=[f"{s}/mp4" for s in args.subsets],
@@ -190,23 +258,28 @@ def main(cmd: Optional[Sequence[str]] = None) -> int:
         )
         landmark_root = None
         if args.modality != "audio" and args.landmark_dir:
-            landmark_root = pu.check_corpus_dir(
+            landmark_root = check_corpus_dir(
                 args.landmark_dir,
                 "VOXCELEB2_LANDMARKS",
                 what="a landmark tree <dir>/<id>/<video>/<n>.pkl",
             )
         if args.id_list and not Path(args.id_list).is_file():
-            raise pu.CorpusPathError(
+            raise CorpusPathError(
                 f"VOXCELEB2_EN_IDS={args.id_list} is not a file: fix "
                 f"VOXCELEB2_EN_IDS in db.sh (or --id_list)"
             )
         for path in args.labels:
             if not Path(path).is_file():
-                raise pu.CorpusPathError(
+                raise CorpusPathError(
                     f"labels file {path} does not exist: fix VOXCELEB2_LABELS in "
                     f"db.sh (or --labels)"
                 )
-    except pu.CorpusPathError as e:
+        if args.labels_token_list and not Path(args.labels_token_list).is_file():
+            raise CorpusPathError(
+                f"--labels_token_list {args.labels_token_list}: no such file"
+            )
+        labels = read_labels(args.labels, args.labels_token_list)
+    except ValueError as e:
         logger.error("%s", e)
         return 2
     if args.id_list is None:
@@ -219,7 +292,6 @@ def main(cmd: Optional[Sequence[str]] = None) -> int:
     extract = args.extract_audio
     if extract is None:
         extract = args.modality != "video"
-    labels = read_labels(args.labels)
     clips, problems = list_clips(root, args.subsets, args.id_list)
     if not clips:
         logger.error("No clip selected under %s (id_list=%s)", root, args.id_list)
@@ -241,13 +313,22 @@ def main(cmd: Optional[Sequence[str]] = None) -> int:
         landmark_root,
         args.nj,
     )
-    errors = pu.parallel_map(extract_job, jobs, nj=args.nj, what="clips")
+    results = parallel_map(extract_job, jobs, nj=args.nj, what="clips")
 
-    utts: List[pu.Utterance] = []
+    utts: List[Utterance] = []
     unlabelled: List[str] = []
-    for job, error in zip(jobs, errors):
+    rates: Counter = Counter()
+    resampled: Dict[str, str] = {}
+    from_aac: Dict[str, str] = {}
+    for job, (error, rate, source) in zip(jobs, results):
         spk, video, name = job.key.split("/")
         uid = f"{spk}_{video}_{name}"
+        if source == "aac":
+            from_aac[uid] = job.aac
+        if rate is not None:
+            rates[rate] += 1
+            if rate != SAMPLE_RATE:
+                resampled[uid] = f"{rate} Hz: {job.aac if source == 'aac' else job.mp4}"
         if error is not None:
             problems.append((uid, error))
             continue
@@ -262,14 +343,14 @@ def main(cmd: Optional[Sequence[str]] = None) -> int:
         if with_video:
             found = None
             for prefix in (Path(), Path(job.subset) / "mp4"):
-                found = found or pu.find_landmark_file(
+                found = found or find_landmark_file(
                     landmark_root, prefix / f"{job.key}.mp4"
                 )
             if found is None and (detected / f"{uid}.npy").is_file():
                 found = detected / f"{uid}.npy"
             landmark = str(found) if found else None
         utts.append(
-            pu.Utterance(
+            Utterance(
                 uid=uid,
                 spk=spk,
                 text=labels[job.key],
@@ -280,8 +361,22 @@ def main(cmd: Optional[Sequence[str]] = None) -> int:
         )
 
     report_dir = Path(args.report_dir)
-    pu.write_if_changed(report_dir / "unlabelled.tsv", "".join(sorted(unlabelled)))
-    pu.write_report(report_dir / "skipped.txt", problems)
+    write_if_changed(report_dir / "unlabelled.tsv", "".join(sorted(unlabelled)))
+    write_report(report_dir / "skipped.txt", problems)
+    write_report(report_dir / "audio_from_aac.txt", from_aac.items())
+    write_report(report_dir / "resampled.txt", resampled.items())
+    if rates:
+        logger.info("audio decoded now: %s", rate_summary(rates, SAMPLE_RATE))
+    if from_aac:
+        logger.warning(
+            "%d clip(s) have no audio stream in the mp4: audio taken from dev/aac "
+            "(listed in %s)", len(from_aac), report_dir / "audio_from_aac.txt",
+        )
+    if resampled:
+        logger.warning(
+            "%d clip(s) have audio at another rate than %d Hz and were resampled "
+            "(listed in %s)", len(resampled), SAMPLE_RATE, report_dir / "resampled.txt",
+        )
     if problems:
         logger.warning(
             "%d clip(s) skipped, reasons in %s (e.g. %s: %s)",
@@ -308,19 +403,18 @@ def main(cmd: Optional[Sequence[str]] = None) -> int:
     }
     for name, members in sets.items():
         if members:
-            n = pu.write_data_dir(
+            n = write_data_dir(
                 Path(args.data_dir) / name,
                 members,
                 always=("landmark.scp",) if with_video else (),
             )
             logger.info("Wrote %s utterances=%d", Path(args.data_dir) / name, n)
     todo = {u.uid: u.video for u in utts if with_video and not u.landmark}
-    pu.write_kv(report_dir / "landmark_todo.scp", todo)
-    if todo:
-        logger.warning(
-            "%d utterance(s) have no landmarks (listed in %s): give --landmark_dir "
-            "(VOXCELEB2_LANDMARKS in db.sh) or --detector mediapipe to "
-            "local/data.sh; otherwise stage 2 reports them",
+    write_kv(report_dir / "landmark_todo.scp", todo)
+    if todo:  # stage 2 warns once, with the fix (avsr.sh)
+        logger.info(
+            "%d utterance(s) have no landmarks (listed in %s): VOXCELEB2_LANDMARKS in "
+            "db.sh or --detector mediapipe gives them",
             len(todo),
             report_dir / "landmark_todo.scp",
         )

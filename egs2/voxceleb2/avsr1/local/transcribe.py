@@ -21,8 +21,9 @@ plus the model's own evaluation preprocessing, so both this project's audio
 models (``preprocessor: av``, ``modality: audio``) and plain espnet2 ASR
 models work. Models that need video cannot label audio and are refused.
 
-Hypotheses are normalised (upper case; characters other than letters,
-digits, apostrophes and spaces removed). Clips whose hypothesis is empty
+Hypotheses are normalised by the recipes' one text normaliser
+(:func:`espnet_msrs.data_prep.text.normalize_text`: upper case, punctuation
+removed), exactly as labels files are. Clips whose hypothesis is empty
 are written with an empty text: ``prepare_voxceleb2.py`` reports and skips
 them. Work is split over ``--nj`` processes, each with its own model copy;
 each writes ``<out>.<k>`` shards as it goes, and clips already in a shard
@@ -34,25 +35,19 @@ import argparse
 import csv
 import logging
 import math
-import multiprocessing
-import os
-import re
 import sys
 import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import prep_utils as pu  # noqa: E402
+from espnet_msrs.data_prep.audio import SAMPLE_RATE
+from espnet_msrs.data_prep.text import normalize_text
+from espnet_msrs.data_prep.video import FPS
+from espnet_msrs.utils.data_dir import iter_lines, write_if_changed
+from espnet_msrs.utils.parallel import parallel_map
+from espnet_msrs.utils.runtime import setup_logging
 
 logger = logging.getLogger("transcribe")
-_NOT_WORD = re.compile(r"[^A-Z0-9' ]+")
-
-
-def normalize_hypothesis(text: str) -> str:
-    """Upper case; only letters, digits, apostrophes and single spaces."""
-    return " ".join(_NOT_WORD.sub(" ", pu.normalize_text(text)).split())
 
 
 def read_clips(path: str) -> List[Tuple[str, str, str]]:
@@ -62,17 +57,16 @@ def read_clips(path: str) -> List[Tuple[str, str, str]]:
         ValueError: A row without three fields or with an empty wav path.
     """
     rows = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            parts = line.rstrip("\n").split("\t")
-            if len(parts) != 3 or not parts[2]:
-                raise ValueError(
-                    f"{path}:{lineno}: expected '<uid>\\t<rel_path>\\t<wav>' with a "
-                    f"wav path (extract the audio first), got {line.strip()!r}"
-                )
-            rows.append((parts[0], parts[1], parts[2]))
+    for lineno, line in iter_lines(path):
+        if not line.strip():
+            continue
+        parts = line.split("\t")
+        if len(parts) != 3 or not parts[2]:
+            raise ValueError(
+                f"{path}:{lineno}: expected '<uid>\\t<rel_path>\\t<wav>' with a "
+                f"wav path (extract the audio first), got {line.strip()!r}"
+            )
+        rows.append((parts[0], parts[1], parts[2]))
     return rows
 
 
@@ -146,15 +140,13 @@ def _worker(args) -> int:
         writer = csv.writer(f)
         for i, (uid, rel, wav) in enumerate(todo, 1):
             audio, rate = soundfile.read(wav, dtype="float32")
-            if rate != pu.SAMPLE_RATE:
-                raise ValueError(
-                    f"{wav}: sample rate {rate}, expected {pu.SAMPLE_RATE}"
-                )
+            if rate != SAMPLE_RATE:
+                raise ValueError(f"{wav}: sample rate {rate}, expected {SAMPLE_RATE}")
             if audio.ndim > 1:
                 audio = audio.mean(axis=1)
             nbest = model(speech=audio, uid=uid)
-            text = normalize_hypothesis(nbest[0][0]) if nbest else ""
-            length = math.ceil(len(audio) / (pu.SAMPLE_RATE // pu.FPS))
+            text = normalize_text(nbest[0][0]) if nbest else ""
+            length = math.ceil(len(audio) / (SAMPLE_RATE // FPS))
             writer.writerow([uid, "vox2", rel, str(length), text])
             f.flush()
             now = time.monotonic()
@@ -191,12 +183,7 @@ def transcribe(
     nj = max(1, min(nj, len(clips)))
     shards = [out_csv.with_name(f"{out_csv.name}.{k}") for k in range(nj)]
     jobs = [(list(clips[k::nj]), str(shards[k]), opts) for k in range(nj)]
-    if nj == 1:
-        decoded = [_worker(jobs[0])]
-    else:
-        ctx = multiprocessing.get_context("fork" if hasattr(os, "fork") else "spawn")
-        with ctx.Pool(nj) as pool:
-            decoded = pool.map(_worker, jobs)
+    decoded = parallel_map(_worker, jobs, nj=nj, what="shards")
     logger.info("decoded now=%d (the rest was in the shards)", sum(decoded))
     rows: Dict[str, List[str]] = {}
     for shard in shards:
@@ -207,7 +194,7 @@ def transcribe(
         if uid in wanted:
             dataset, rel, length, text = rows[uid]
             lines.append(f"{dataset},{rel},{length},{text}\n")
-    pu.write_if_changed(out_csv, "".join(lines))
+    write_if_changed(out_csv, "".join(lines))
     return {uid: rows[uid][3] for uid in rows if uid in wanted}
 
 
@@ -235,7 +222,7 @@ def get_parser() -> argparse.ArgumentParser:
 def main(cmd: Optional[Sequence[str]] = None) -> int:
     """Run the transcription; returns the exit status."""
     args = get_parser().parse_args(cmd)
-    pu.setup_logging(args.log_level)
+    setup_logging(args.log_level)
     clips = read_clips(args.clips)
     if not clips:
         logger.info("Nothing to transcribe in %s", args.clips)

@@ -1,1 +1,0 @@
-../../../lrs3/avsr1/local/prep_utils.py

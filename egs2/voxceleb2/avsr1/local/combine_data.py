@@ -1,1 +1,0 @@
-../../../lrs3/avsr1/local/combine_data.py

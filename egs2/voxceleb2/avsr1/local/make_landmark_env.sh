@@ -1,1 +1,0 @@
-../../../lrs3/avsr1/local/make_landmark_env.sh
