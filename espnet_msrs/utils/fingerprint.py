@@ -14,8 +14,9 @@ cheaply:
   added, removed or renamed anywhere below; hidden files and
   ``__pycache__`` are left out);
 * :func:`verify_artifact` — a file the marker vouches for is complete and
-  loadable: a ``.pth`` loads with ``torch.load(weights_only=True)`` (a
-  truncated or crafted file fails), a ``.zip`` passes its CRC test, a
+  loadable: a ``.pth`` loads with ``torch.load(weights_only=True)``
+  (:func:`espnet_msrs.utils.safe_load.check_torch_file`; a truncated or
+  crafted file fails), a ``.zip`` passes its CRC test, a
   ``.json``/``.yaml`` parses, anything else exists and is not empty.
 """
 
@@ -121,9 +122,9 @@ def verify_artifact(path: PathLike) -> Optional[str]:
         return f"{path}: empty"
     try:
         if path.suffix == ".pth":
-            import torch
+            from espnet_msrs.utils.safe_load import check_torch_file
 
-            torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+            check_torch_file(path, what="stage artifact")
         elif path.suffix == ".zip":
             with zipfile.ZipFile(path) as z:
                 bad = z.testzip()
