@@ -169,7 +169,7 @@ def prepare_data(conf: PipelineConfig, work: Path) -> Dict[str, Any]:
     Returns:
         Paths and counts (``frames``, ``seconds``, ``utts``).
     """
-    from espnet_msrs.train.babble import make_babble
+    from espnet_msrs.data_prep.noise import make_babble
     from espnet_msrs.video.io import read_video, write_video
 
     data_dir = Path(conf.data_dir)
@@ -212,7 +212,7 @@ def prepare_data(conf: PipelineConfig, work: Path) -> Dict[str, Any]:
     (work / "text_shape").write_text("\n".join(text_shapes) + "\n")
     tokens = ["<blank>", "<unk>", "<space>"] + sorted(chars) + ["<sos/eos>"]
     (work / "token_list").write_text("\n".join(tokens) + "\n")
-    make_babble(wav_paths, work / "babble.wav",
+    make_babble(work / "wav.scp", work / "babble.wav",
                 num_utts=min(30, len(keys)), seed=conf.seed)
     return {"utts": len(keys), "frames": frames, "seconds": frames / FPS,
             "work": str(work), "keys": keys}

@@ -134,7 +134,7 @@ class AVSpeech2Text:
         if speech is not None:
             speech = np.asarray(speech)
             if fs is not None and int(fs) != self.sample_rate:
-                from espnet_msrs.bin.resample_audio import resample
+                from espnet_msrs.data_prep.audio import resample
 
                 logger.warning(
                     f"utterance {uid}: audio at {fs} Hz, the model expects "

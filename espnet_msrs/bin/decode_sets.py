@@ -44,8 +44,9 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from espnet2.utils.types import str2bool
+
 from espnet_msrs.utils import atomic
-from espnet_msrs.utils.data_dir import str2bool
 from espnet_msrs.utils.runtime import setup_logging
 
 logger = logging.getLogger(__name__)
