@@ -76,9 +76,12 @@ def test_every_tuning_config_summarises(config):
         for m in re.finditer(r"^  (\S+)\s+([\d,]+)\s+[\d.]+ %$", text, re.M)
     )
     assert sum(groups.values()) == total
-    assert {"output.decoder", "output.ctc", "encoder.block0", "decoder.block1"} <= set(groups)
+    assert {"output.decoder", "output.ctc", "encoder.block0", "decoder.block0"} <= set(groups)
     if "tiny" in config.stem:
         assert 1e4 < total < 2e6
+        return
+    if "demo" in config.stem:  # the demo's toy models (with a 5000-token vocabulary here)
+        assert 1e6 < total < 5e6
         return
     paper = paper_total(config)
     assert abs(total / 1e6 - paper) <= 0.03 * paper, (config.name, total, paper)
