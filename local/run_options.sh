@@ -26,12 +26,13 @@ scan_run_options() {
     local names=() name value
     while [ $# -gt 0 ] && [ "$1" != "--" ]; do names+=("$1"); shift; done
     [ $# -gt 0 ] && shift
+    local given=()
     run_args=()
     while [ $# -gt 0 ]; do
         case "$1" in
             --help|-h) want_help=true; run_args+=("$1"); shift; continue ;;
-            --*=*) name=${1%%=*}; value=${1#*=}; shift ;;
-            --*) name=$1; value=${2:-}; shift; [ $# -gt 0 ] && shift ;;
+            --*=*) name=${1%%=*}; value=${1#*=}; given=("$1"); shift ;;
+            --*) name=$1; value=${2:-}; given=("$1" "${value}"); shift; [ $# -gt 0 ] && shift ;;
             *) run_args+=("$1"); shift; continue ;;
         esac
         name=${name#--}; name=${name//-/_}
@@ -39,7 +40,7 @@ scan_run_options() {
             local_data_opts+=" ${value}"
             continue
         fi
-        run_args+=("--${name}" "${value}")
+        run_args+=("${given[@]}")
         if [[ " ${names[*]} " == *" ${name} "* ]]; then
             printf -v "${name}" '%s' "${value}"
         fi

@@ -225,7 +225,7 @@ def resample_scp(
         "resampled": len(resampled),
     }
     logger.info(
-        "Resample done: written=%d kept=%d failed=%d out_scp=%s; source rates: %s",
+        "Resample done: written=%d skipped=%d failed=%d out_scp=%s; source rates: %s",
         counts["written"], counts["kept"], counts["failed"], out_scp,
         rate_summary(rates, sample_rate),
     )

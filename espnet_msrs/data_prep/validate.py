@@ -284,18 +284,26 @@ def problem_kind(reason: str) -> str:
     return reason.split(":")[0].split(" (")[0]
 
 
-def log_problem_kinds(bad: Dict[str, str], listed_in: PathLike, what: str) -> Counter:
-    """One warning per kind of problem: count, an example and where all are listed."""
+def log_problem_kinds(
+    bad: Dict[str, str], listed_in: PathLike, what: str, reported: Sequence[str] = ()
+) -> Counter:
+    """One log line per kind of problem: count, an example and where all are
+    listed; a warning, unless every utterance of the kind was ``reported``
+    (warned about) by an earlier stage already."""
     kinds: Counter = Counter()
     example: Dict[str, str] = {}
+    new: Counter = Counter()
     for uid in sorted(bad):
         kind = problem_kind(bad[uid])
         kinds[kind] += 1
+        new[kind] += uid not in reported
         example.setdefault(kind, f"{uid}: {bad[uid]}")
         logger.debug("%s utt_id=%s reason=%s", what, uid, bad[uid])
     for kind, count in sorted(kinds.items()):
-        logger.warning("%d %s utterance(s): %s (e.g. %s); all listed in %s",
-                       count, what, kind, example[kind], listed_in)
+        level = logging.WARNING if new[kind] else logging.INFO
+        logger.log(level, "%d %s utterance(s): %s (e.g. %s); all listed in %s%s",
+                   count, what, kind, example[kind], listed_in,
+                   "" if new[kind] else " (reported by an earlier stage)")
     return kinds
 
 
@@ -378,7 +386,8 @@ def validate_data_dir(
             bad[uid] = reason
     out_dir.mkdir(parents=True, exist_ok=True)
     write_report(out_dir / "bad_utts.txt", bad.items())
-    kinds = log_problem_kinds(bad, out_dir / "bad_utts.txt", "bad")
+    kinds = log_problem_kinds(bad, out_dir / "bad_utts.txt", "bad",
+                              reported=[u for u in bad if u in prior])
     report = {
         "in_dir": str(in_dir),
         "modality": exp.modality,

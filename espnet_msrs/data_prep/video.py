@@ -33,7 +33,7 @@ logger = logging.getLogger(__name__)
 #: Video frame rate of LRS3 and VoxCeleb2 (and of the mouth crops).
 FPS = 25
 #: Reason given to an utterance that has no entry in the landmark scp.
-NO_LANDMARKS = "no landmarks: no entry in landmark.scp"
+NO_LANDMARKS = "no landmarks: no entry in the landmark scp"
 #: Suffixes tried, in order, for a landmark file mirroring a video path.
 LANDMARK_SUFFIXES = (".pkl", ".npy", ".npz", ".pickle")
 
@@ -261,7 +261,7 @@ def crop_scp(
     }
     kinds = Counter(r.split(":")[0] for r in failed.values())
     logger.info(
-        "Mouth ROI done: written=%d kept=%d failed=%d (%s) out_scp=%s failed_list=%s",
+        "Mouth ROI done: written=%d skipped=%d failed=%d (%s) out_scp=%s failed_list=%s",
         counts["written"], counts["kept"], counts["failed"],
         ", ".join(f"{k}: {v}" for k, v in sorted(kinds.items())) or "none",
         out_scp, failed_path,

@@ -188,7 +188,10 @@ def test_each_kind_of_problem_is_warned_once(bad_dir, caplog):
         validate_data_dir(bad_dir / "data", bad_dir / "warn", Expectations("av", SR, FPS, SIZE, 2),
                           failed_lists=[bad_dir / "failed_video.txt"])
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert len(warnings) == 6  # six kinds, one utterance each
+    assert len(warnings) == 5  # six kinds, one utterance each; one reported at stage 2
     assert any(w.startswith("1 bad utterance(s): empty text (e.g. u4_empty_text: empty text)")
                for w in warnings)
     assert all(w.endswith(f"all listed in {bad_dir / 'warn' / 'bad_utts.txt'}") for w in warnings)
+    infos = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+    assert any(m.startswith("1 bad utterance(s): missing video (e.g. u7_no_video_entry")
+               and m.endswith("(reported by an earlier stage)") for m in infos)

@@ -21,6 +21,7 @@ from tests.recipe.fixtures import (
     REPO,
     load_recipe_module,
     make_lrs3,
+    recipe_sandbox,
     read_table,
     render_face,
     run_data_sh,
@@ -177,9 +178,10 @@ def test_modality_selects_files(lrs3, tmp_path, modality):
     assert status == 0
     files = {p.name for p in (tmp_path / "data" / "train").iterdir()}
     if modality == "audio":
-        assert files == {"wav.scp", "text", "utt2spk", "spk2utt"}
+        assert files == {"wav.scp", "text", "utt2spk", "spk2utt", "dropped.txt"}
     else:  # no landmark tree given: an empty landmark.scp (stage 2 reports all)
-        assert files == {"video.scp", "landmark.scp", "text", "utt2spk", "spk2utt"}
+        assert files == {"video.scp", "landmark.scp", "text", "utt2spk", "spk2utt",
+                         "dropped.txt"}
         assert (tmp_path / "data" / "train" / "landmark.scp").read_text() == ""
         assert not (tmp_path / "wav").exists()
     ids = set(read_table(tmp_path / "data" / "train" / "text"))
@@ -323,6 +325,15 @@ def test_mediapipe_detector_finds_fixture_faces(lrs3, tmp_path):
 
 
 # ------------------------------------------------------------ run.sh defaults
+def _printing_recipe(tmp_path):
+    """A sandbox of the LRS3 recipe whose avsr.sh only prints its arguments."""
+    recipe = recipe_sandbox("lrs3", "avsr1", tmp_path)
+    (recipe / "avsr.sh").unlink()
+    (recipe / "avsr.sh").write_text('#!/usr/bin/env bash\nprintf "%s\\n" "$@"\n')
+    (recipe / "avsr.sh").chmod(0o755)
+    return recipe
+
+
 @pytest.mark.parametrize(
     "args, asr_config, search_config",
     [
@@ -341,12 +352,7 @@ def test_mediapipe_detector_finds_fixture_faces(lrs3, tmp_path):
 def test_run_sh_picks_paper_configs(tmp_path, args, asr_config, search_config):
     """run.sh (with avsr.sh replaced by an argument printer) chooses the
     config of --modality/--method/--retrain_mode and merges data options."""
-    recipe = tmp_path / "recipe"
-    (recipe / "conf").mkdir(parents=True)
-    shutil.copy(REPO / "egs2/lrs3/avsr1/run.sh", recipe / "run.sh")
-    (recipe / "conf" / "tuning").symlink_to(REPO / "conf" / "tuning")
-    (recipe / "avsr.sh").write_text('#!/usr/bin/env bash\nprintf "%s\\n" "$@"\n')
-    (recipe / "avsr.sh").chmod(0o755)
+    recipe = _printing_recipe(tmp_path)
     proc = subprocess.run(
         ["bash", str(recipe / "run.sh"), *args, "--local_data_opts", "--detector mediapipe"],
         capture_output=True, text=True, timeout=60)
@@ -367,12 +373,7 @@ def test_run_sh_picks_paper_configs(tmp_path, args, asr_config, search_config):
 
 
 def test_run_sh_reports_missing_default_config(tmp_path):
-    recipe = tmp_path / "recipe"
-    (recipe / "conf").mkdir(parents=True)
-    shutil.copy(REPO / "egs2/lrs3/avsr1/run.sh", recipe / "run.sh")
-    (recipe / "conf" / "tuning").symlink_to(REPO / "conf" / "tuning")
-    (recipe / "avsr.sh").write_text('#!/usr/bin/env bash\nprintf "%s\\n" "$@"\n')
-    (recipe / "avsr.sh").chmod(0o755)
+    recipe = _printing_recipe(tmp_path)
     proc = subprocess.run(["bash", str(recipe / "run.sh"), "--modality", "audio",
                            "--method", "msrs"], capture_output=True, text=True, timeout=60)
     assert "no default search_config for --modality audio --method msrs" in proc.stderr
