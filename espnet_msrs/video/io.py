@@ -362,10 +362,14 @@ def _encode_mp4(
         stream.height = frames.shape[1]
         stream.pix_fmt = "yuv420p"
         stream.codec_context.time_base = 1 / rate
-        # One encoder thread: multi-threaded x264 output differs run to run, and
-        # the corpus and ROI tools must be byte-deterministic (they already run
-        # several processes in parallel).
-        stream.options = {"crf": str(crf), "threads": "1"}
+        # The corpus and ROI tools must be byte-deterministic (they already run
+        # several processes in parallel), so: one encoder thread (multi-threaded
+        # x264 output differs run to run), and no macroblock tree — with mbtree
+        # on, libx264 (core 165) encoded the same frames differently within one
+        # process (e.g. 4 different files out of 6 encodes of a 160×160 clip
+        # with pixel noise; tests/video/test_io.py), which made the synthetic
+        # corpus and the demo's WER vary from run to run.
+        stream.options = {"crf": str(crf), "threads": "1", "x264-params": "mbtree=0"}
         for i, image in enumerate(frames):
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), "gray")
             frame = frame.reformat(format="yuv420p")
