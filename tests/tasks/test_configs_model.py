@@ -27,7 +27,7 @@ CONFIGS = _training_configs()
 
 def test_the_configs_are_found():
     names = {p.name for p in CONFIGS}
-    assert {"train_vsr_large_msrs_search.yaml", "search_avsr_tiny.yaml"} <= names
+    assert {"train_vsr_large_msrs_search.yaml", "search_avsr_demo.yaml"} <= names
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: str(p.relative_to(REPO)))
