@@ -14,8 +14,8 @@ reports per model:
   itself when every scorer supports batches, as ours do) and for the plain
   ``BeamSearch`` that scores one hypothesis at a time, interleaved per
   utterance;
-* the share of the encoder (front end + encoder, ``asr_model.encode``) in
-  the decoding time.
+* the share of the preprocessing and the encoder (front end + encoder,
+  ``asr_model.encode``) in the decoding time; the rest is the beam search.
 
 Models (``--model NAME=CONFIG[:MODEL_FILE[:DECODE_CONFIG]]``, repeatable): a
 training config with a trained checkpoint (e.g. the demo's
@@ -272,7 +272,8 @@ def format_result(result: Dict[str, Any]) -> str:
             f"{name}: {m['params'] / 1e6:.1f} M params ({weights}), beam "
             f"{d.get('beam_size')}, ctc_weight {d.get('ctc_weight')}: "
             f"batch beam search RTF {m['batch']['rtf']:.3f} ({m['batch']['rtf_wall']:.3f}), "
-            f"encoder {100 * m['batch']['encoder_share']:.0f}%; plain beam search RTF "
+            f"preprocessing+encoder {100 * m['batch']['encoder_share']:.0f}%; plain beam "
+            f"search RTF "
             f"{m['plain']['rtf']:.3f} ({m['plain']['rtf_wall']:.3f}); plain/batch "
             f"{m['batch_vs_plain']['median']:.2f} [{m['batch_vs_plain']['p25']:.2f}-"
             f"{m['batch_vs_plain']['p75']:.2f}]; tokens "
