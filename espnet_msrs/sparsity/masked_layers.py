@@ -115,15 +115,24 @@ def _times_scaled_sigmoid(a: torch.Tensor, phi: torch.Tensor, tau: float) -> tor
 
     Subnormal results are flushed to 0.0: in the far negative tail
     (β·φ below about −80) ``a·e`` is subnormal, and x86 matrix products with
-    subnormal operands take microcode assists — at eq. 3's φ0 0.14 % of a
-    768×3072 layer's effective weights were subnormal and its 1200-frame
-    matmul took 0.39 s instead of 0.07 s (one thread).  Flushing costs one
-    more pass (7 ms there) and changes no product or sum of normal numbers
-    (a subnormal term is below half an ulp of any normal one).
+    subnormal operands take microcode assists, several times slower (eq. 3's
+    φ0 puts a fraction of a percent of a 768-wide layer's entries there; the
+    cost is measured by ``bench/train_step.py``).  The flush is ATen's
+    ``hardshrink`` in place, one vectorised pass with no temporary:
+    ``x`` where ``|x| > λ``, else 0, with ``λ`` the largest subnormal of the
+    dtype, so exactly the subnormals (and −0.0) become +0.0.  It changes no
+    product or sum of normal numbers (a subnormal term is below half an ulp
+    of any normal one).
     """
     threshold = 40.0 if a.dtype == torch.float64 else 20.0
     out = torch.ops.aten.softplus_backward(a, phi, tau, threshold)
-    return out.masked_fill_(out.abs() < torch.finfo(out.dtype).tiny, 0.0)
+    return torch.ops.aten.hardshrink.out(out, _largest_subnormal(out.dtype), out=out)
+
+
+def _largest_subnormal(dtype: torch.dtype) -> float:
+    """Largest subnormal number of a floating dtype, ``tiny·(1 − eps)`` (exact)."""
+    info = torch.finfo(dtype)
+    return info.tiny * (1.0 - info.eps)
 
 
 class MaskedWeightFunction(torch.autograd.Function):
@@ -137,13 +146,12 @@ class MaskedWeightFunction(torch.autograd.Function):
     Speed (this is on the path of every training step of the mask search):
     the element-wise work is memory-bound, and on CPU every fresh
     weight-sized temporary may also cost one page fault per 4 KiB.  ``w`` and
-    ``∂L/∂θ`` are each one fused pass with no temporary
-    (:func:`_times_scaled_sigmoid`), ``∂L/∂φ`` three passes with one
-    temporary (ATen's fused sigmoid derivative, in place), instead of three,
-    three and seven passes with three, three and eight tensors for the
-    textbook expressions: on a 768×3072 layer (600 frames, one CPU thread)
-    the extra time of the masked layer over a dense one went from 28 % to
-    about 10 % and its page faults per step from 4608 to 0.  The values agree
+    ``∂L/∂θ`` are each one fused pass plus the in-place subnormal flush, with
+    no temporary (:func:`_times_scaled_sigmoid`), ``∂L/∂φ`` three passes with
+    one temporary (ATen's fused sigmoid derivative, in place), instead of
+    three, three and seven passes with three, three and eight tensors for the
+    textbook expressions (``bench/train_step.py``'s ``msrs_search`` row
+    measures what the search step costs over a dense one).  The values agree
     with the formulas below to a few ulp (``∂L/∂φ`` evaluates the same factors
     as ``((∂L/∂w·θ)·(1 − σ))·σ·τ_b``); see :func:`_times_scaled_sigmoid` for
     the sigmoid.  Tensors of different dtypes (not produced by the masked

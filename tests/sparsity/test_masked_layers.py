@@ -12,6 +12,7 @@ from espnet_msrs.sparsity.masked_layers import (
     MaskedConv2d,
     MaskedConv3d,
     MaskedLinear,
+    _largest_subnormal,
     initial_mask_logits,
     masked_weight,
 )
@@ -292,3 +293,57 @@ def test_effective_weight_has_no_subnormals_and_the_same_products():
     kept = torch.where(w == 0, reference, w)  # the tail's subnormals kept
     expected = torch.nn.functional.linear(x, kept, layer.bias.detach())
     assert torch.equal(layer(x).detach(), expected)
+
+
+
+def _subnormals_to_zero(x):
+    """The flush by its definition: every |x| below the smallest normal -> +0.0."""
+    return x.masked_fill(x.abs() < torch.finfo(x.dtype).tiny, 0.0)
+
+
+def _same_bits(a, b):
+    ints = {2: torch.int16, 4: torch.int32, 8: torch.int64}[a.element_size()]
+    return bool(((a.view(ints) == b.view(ints)) | (a.isnan() & b.isnan())).all())
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32,
+                                   torch.float64])
+def test_the_flush_zeroes_exactly_the_subnormals(dtype):
+    """The in-place flush (hardshrink at the largest subnormal) against its
+    definition: every 16-bit pattern; for 32/64 bits both sides of the
+    normal/subnormal boundary, signed zeros, infinities and NaN."""
+    if dtype.itemsize == 2:
+        x = torch.arange(-(2 ** 15), 2 ** 15, dtype=torch.int32).to(torch.int16).view(dtype)
+    else:
+        ints = torch.int32 if dtype == torch.float32 else torch.int64
+        tiny_bits = torch.tensor(torch.finfo(dtype).tiny, dtype=dtype).view(ints)
+        steps = torch.arange(0, 3000, dtype=ints)
+        around = torch.cat([tiny_bits - 1 - steps, tiny_bits + steps, steps]).view(dtype)
+        special = torch.tensor([0.0, -0.0, float("inf"), -float("inf"), float("nan"), 1.0],
+                               dtype=dtype)
+        x = torch.cat([around, -around, special, torch.randn(10000, dtype=dtype) * 1e-30])
+    expected = _subnormals_to_zero(x)
+    assert int((expected == 0).sum()) > int((x == 0).sum())  # something to flush
+    flushed = x.clone()
+    torch.ops.aten.hardshrink.out(flushed, _largest_subnormal(dtype), out=flushed)
+    assert _same_bits(flushed, expected)
+
+
+def test_theta_gradient_has_no_subnormals_and_is_unchanged_otherwise():
+    """∂L/∂θ = ∂L/∂w·σ(τ_f φ) is flushed like w: the bits of the unflushed
+    fused pass with its subnormals set to 0, and none left."""
+    torch.manual_seed(0)
+    layer = MaskedLinear(64, 32)
+    with torch.no_grad():
+        layer.mask_logits.copy_(torch.linspace(-9.3e-4, 3e-4, 64 * 32).view(32, 64))
+    x = torch.randn(16, 64)
+    layer(x).square().sum().backward()
+    w = layer.effective_weight().detach().requires_grad_()
+    F.linear(x, w, layer.bias.detach()).square().sum().backward()
+    unflushed = torch.ops.aten.softplus_backward(
+        w.grad, layer.mask_logits.detach(), layer.tau_forward, 20.0)
+    tiny = torch.finfo(torch.float32).tiny
+    assert int(((unflushed != 0) & (unflushed.abs() < tiny)).sum()) > 0
+    grad = layer.weight.grad
+    assert int(((grad != 0) & (grad.abs() < tiny)).sum()) == 0
+    assert _same_bits(grad, _subnormals_to_zero(unflushed))
