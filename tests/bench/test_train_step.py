@@ -186,8 +186,7 @@ def test_full_depth_flops_extrapolate_exactly_to_the_batch():
 
 
 def test_a_new_kind_plugs_in_with_a_per_step_hook(monkeypatch, tmp_path):
-    # How a sparse-training baseline adds its mask-update cost: a kind whose
-    # on_step runs in every timed step.
+    # A kind whose on_step runs in every timed step.
     calls = []
 
     def attach(variant, conf):
@@ -213,3 +212,48 @@ def test_resident_memory_is_parameters_and_adam_states(tiny_result):
     search = tiny_result["variants"]["msrs_search"]
     phi = search["params"]["mask_logits"]
     assert search["memory"]["resident_mb"] * 2**20 >= 12 * (theta + phi)
+
+
+def test_sparse_baselines_time_ordinary_and_mask_update_steps(tiny_result):
+    """Each Table 4 baseline: one ordinary and one mask-update step per round;
+    the update's cost and its share of an update interval follow from the
+    samples (CPU clock: one thread)."""
+    import statistics
+
+    v = tiny_result["variants"]
+    dense = v["dense"]["params"]["theta"]
+    masked = v["msrs_search"]["params"]["mask_logits"]  # every Linear/Conv weight
+    for method in benchmark.SPARSE_BASELINES:
+        res, lim = v[method], tiny_result["against_limit"][method]
+        interval = 1000 if method == "chase" else 100  # the papers' ΔT
+        assert res["update_interval"] == lim["update_interval"] == interval
+        ordinary = res["time"]["step_cpu"]["samples"]
+        update = res["time"]["update_step_cpu"]["samples"]
+        assert len(ordinary) == len(update) == 2
+        cost = statistics.median(u - o for u, o in zip(update, ordinary))
+        assert lim["update_cost_s"] == pytest.approx(cost)
+        assert lim["update_overhead"] == pytest.approx(
+            cost / (interval * statistics.median(ordinary)))
+        assert lim["step_ratio_amortised"] == pytest.approx(
+            lim["step_ratio"] * (1 + lim["update_overhead"]))
+        assert tiny_result["goals"][f"{method}_update_overhead"]["value"] == pytest.approx(
+            lim["update_overhead"])
+        assert res["flops"]["train_total"] == v["dense"]["flops"]["train_total"]
+    # Counted as built: RigL and SET start from ERK masks with 40 % zeros of
+    # the masked weights (an exact global budget); GMP starts dense.
+    for method in ("rigl", "set"):
+        zeros = dense - v[method]["params"]["nonzero_theta"]
+        assert zeros == pytest.approx(0.4 * masked, rel=1e-3), method
+    assert v["gmp"]["params"]["nonzero_theta"] == dense
+
+
+def test_a_mask_update_step_that_updates_nothing_is_an_error(monkeypatch, tmp_path):
+    def attach(variant, conf):
+        variant.mask_updates = benchmark.MaskUpdates(10, lambda update: None, lambda: 0)
+
+    monkeypatch.setitem(benchmark.KINDS, "idle", benchmark.Kind(attach=attach))
+    monkeypatch.setitem(benchmark.VARIANTS, "idle", {"kind": "idle", "paper": "test"})
+    with pytest.raises(RuntimeError, match="idle: the timed update step did not update"):
+        benchmark.main(["--tiny", "--variants", "dense,idle", "--warmup", "0",
+                        "--repeats", "1", "--no_memory", "--no_profile",
+                        "--out", str(tmp_path / "b.json")])
