@@ -26,9 +26,9 @@ vocabulary of ``--vocab_size`` tokens, and since such a model seldom emits
 ``<eos>``, its hypotheses are made to run to the length a real transcript
 has: ``maxlenratio`` = ``--tokens_per_second`` ÷ 25 (a fixed amount of
 search work per second of speech). The decode config defaults to the
-recipe's ``conf/decode_asr.yaml`` of the synthgrid demo (beam 5) for the
-first model and of LRS3 (beam 40, the papers') otherwise; give one to
-override.
+demo's ``conf/decode_asr_demo.yaml`` (beam 5) for the first model and to
+the papers' ``conf/decode_asr.yaml`` (beam 40) otherwise, as the recipes
+use them; give one to override.
 
 Input: ``--data_dir`` with ``wav.scp`` and/or ``video.scp`` (the demo's
 ``dump/raw/test``); the first ``--num_utts`` utterances.
@@ -71,8 +71,8 @@ logger = logging.getLogger(__name__)
 
 FPS = 25.0
 SAMPLE_RATE = 16000
-DEMO_DECODE = REPO / "egs2" / "synthgrid" / "avsr1" / "conf" / "decode_asr.yaml"
-PAPER_DECODE = REPO / "egs2" / "lrs3" / "avsr1" / "conf" / "decode_asr.yaml"
+DEMO_DECODE = REPO / "conf" / "decode_asr_demo.yaml"
+PAPER_DECODE = REPO / "conf" / "decode_asr.yaml"
 SEARCHES = ("batch", "plain")
 
 

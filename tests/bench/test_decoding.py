@@ -18,7 +18,7 @@ from tests.helpers.tiny_corpus import make_tiny_corpus
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = REPO / "conf" / "tuning" / "train_avsr_tiny.yaml"
-DEMO_DECODE = REPO / "egs2" / "synthgrid" / "avsr1" / "conf" / "decode_asr.yaml"
+DEMO_DECODE = REPO / "conf" / "decode_asr_demo.yaml"
 
 
 @pytest.fixture(scope="module")
