@@ -99,6 +99,14 @@ barriers with more threads than free cores make steps slow and erratic, while
 with one thread every variant is slowed alike and the ratios are stable.  On
 a dedicated machine pass ``--threads`` = the number of cores.
 
+Subnormal numbers: x86 CPUs take microcode assists, many times slower, for
+arithmetic with subnormal operands or results.  The mask search's effective
+weights ``θ·σ(τ_f φ)`` in the far tail of the sigmoid are tiny (its subnormal
+ones are flushed by the masked layers), and their products with small
+gradients in the backward matrix products are subnormal.
+``--flush_denormal`` runs every variant with ``torch.set_flush_denormal(True)``
+(FTZ/DAZ: such operands and results become 0), which measures that cost.
+
 What limits the ratios: the per-step work that does not shrink with the
 FLOPs of the linear layers (dropout, the depthwise convolution, norms,
 softmax, CTC, the optimizer) caps the LR-SMS speed-up below its FLOP limit,
@@ -236,6 +244,7 @@ class BenchConfig:
     device: str = "cpu"
     threads: Optional[int] = None
     seed: int = 0
+    flush_denormal: bool = False
     memory: bool = True
     profile: bool = True
     svd_init: bool = False
@@ -867,10 +876,14 @@ def run_benchmark(conf: "BenchConfig", variants: Sequence[str]) -> Dict[str, Any
         torch.set_num_threads(conf.threads)
     elif device.type == "cpu":
         torch.set_num_threads(1)
+    if conf.flush_denormal and not torch.set_flush_denormal(True):
+        raise ValueError("--flush_denormal: this CPU cannot flush denormals")
     try:
         return _run(conf, variants, device)
     finally:
         torch.set_num_threads(threads)
+        if conf.flush_denormal:
+            torch.set_flush_denormal(False)
 
 
 def _run(conf: "BenchConfig", variants: Sequence[str], device: torch.device
@@ -1181,7 +1194,7 @@ _HELP = {
     "shared machine), torch's default on CUDA",
     "seed": "seed of every model's initialisation and of the batch",
 }
-_NOT_OPTIONS = ("device", "memory", "profile", "svd_init")
+_NOT_OPTIONS = ("device", "memory", "profile", "svd_init", "flush_denormal")
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -1214,6 +1227,10 @@ def get_parser() -> argparse.ArgumentParser:
                         help="skip the (untimed) peak-memory step")
     parser.add_argument("--no_profile", action="store_true",
                         help="skip the (untimed) profiled step")
+    parser.add_argument("--flush_denormal", action="store_true",
+                        help="run every variant with torch.set_flush_denormal(True) "
+                        "(x86 FTZ/DAZ: subnormal operands and results are 0; "
+                        "with one thread, or set before torch starts its threads)")
     parser.add_argument("--svd_init", action="store_true",
                         help="initialise low-rank layers by SVD (eq. 1) instead "
                         "of drawing the factors (slow; the step cost is the same)")
@@ -1231,6 +1248,7 @@ def config_from_args(args: argparse.Namespace) -> "BenchConfig":
     overrides["memory"] = not args.no_memory
     overrides["profile"] = not args.no_profile
     overrides["svd_init"] = args.svd_init
+    overrides["flush_denormal"] = args.flush_denormal
     conf = BenchConfig.tiny(**overrides) if args.tiny else BenchConfig(**overrides)
     if conf.adamw_impl not in ("fused", "foreach", "forloop", "default"):
         raise ValueError(f"--adamw_impl={conf.adamw_impl!r}; allowed: fused, "

@@ -257,3 +257,20 @@ def test_a_mask_update_step_that_updates_nothing_is_an_error(monkeypatch, tmp_pa
         benchmark.main(["--tiny", "--variants", "dense,idle", "--warmup", "0",
                         "--repeats", "1", "--no_memory", "--no_profile",
                         "--out", str(tmp_path / "b.json")])
+
+
+def test_flush_denormal_is_on_for_the_run_only(monkeypatch, tmp_path):
+    seen = []
+
+    def attach(variant, conf):  # probes the FP mode inside the timed steps
+        variant.on_step = lambda: seen.append(
+            float(torch.tensor(1e-39) * torch.tensor(1.0)))
+
+    monkeypatch.setitem(benchmark.KINDS, "probe", benchmark.Kind(attach=attach))
+    monkeypatch.setitem(benchmark.VARIANTS, "probe", {"kind": "probe", "paper": "test"})
+    result = benchmark.main(["--tiny", "--variants", "dense,probe", "--warmup", "0",
+                             "--repeats", "1", "--no_memory", "--no_profile",
+                             "--flush_denormal", "--out", str(tmp_path / "b.json")])
+    assert result["config"]["flush_denormal"] is True
+    assert seen == [0.0]  # the subnormal product was flushed during the run
+    assert float(torch.tensor(1e-39) * torch.tensor(1.0)) > 0  # and not after it
