@@ -66,7 +66,8 @@ VSR_DEPTHS = (2, 12)  # encoder blocks of the Table 1 sweep; decoder = max(1, D 
 DENSE_ONLY_DEPTHS = (6,)  # extra depths of the sweep with the Dense row only
 T4_DEPTH = 12  # Table 4 and the λ sweep: the deepest depth of the sweep
 FRONTEND_SOURCE_DEPTH = 2  # Table 4 "Frontend": the dense VSR model of this depth
-LAMBDAS = (3e-9, 3e-8, 3e-7, 3e-6, 3e-5)  # λ sweep; 3e-7 = the demo's λ
+LAMBDAS = (3e-8, 3e-7, 3e-6, 3e-5)  # λ sweep; 3e-7 = the demo's λ (3e-9 dropped: README
+# "Amendments", 2026-12-02, budget)
 LR_DEPTH = 6  # encoder blocks of the LR-SMS models (decoder = LR_DEPTH // 2)
 BASELINE_INTERVAL = 12  # mask-update interval (optimizer steps) of SET/RigL/GMP/CHASE
 
@@ -361,7 +362,7 @@ def _git(recipe_dir: Path, *args: str) -> str:
 
 
 #: The study's own outputs, tracked in git and rewritten by every report.
-STUDY_OUTPUTS = ("results", "figures", "STUDY.md")
+STUDY_OUTPUTS = ("results", "figures", "STUDY.md", "DISCUSSION.md")
 
 
 def code_revision() -> str:
@@ -455,15 +456,27 @@ def link_search(cell: Cell, recipe_dir: Path) -> None:
     link.symlink_to(target)
 
 
-def run_logged(cmd: List[str], cwd: Path, log: Path, env: Mapping[str, str]) -> int:
+def run_logged(cmd: List[str], cwd: Path, log: Path, env: Mapping[str, str]
+               ) -> Tuple[int, float]:
+    """Run ``cmd`` with its output appended to ``log``.
+
+    Returns its exit status and its CPU time (user + system seconds of the
+    command and every descendant it waited for: the recipe's training,
+    decoding and scoring processes), which unlike the wall time does not
+    depend on what else the machine runs.
+    """
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("a", encoding="utf-8") as f:
         f.write(f"# {shlex.join(cmd)}\n# started {datetime.datetime.now().isoformat()}\n")
         f.flush()
-        rc = subprocess.run(cmd, cwd=cwd, stdout=f, stderr=subprocess.STDOUT,
-                            env=dict(env)).returncode
-        f.write(f"# ended {datetime.datetime.now().isoformat()} status {rc}\n")
-    return rc
+        proc = subprocess.Popen(cmd, cwd=cwd, stdout=f, stderr=subprocess.STDOUT,
+                                env=dict(env))
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = rc = os.waitstatus_to_exitcode(status)
+        cpu = usage.ru_utime + usage.ru_stime
+        f.write(f"# ended {datetime.datetime.now().isoformat()} status {rc} "
+                f"cpu {cpu:.1f} s\n")
+    return rc, cpu
 
 
 def run_cell(cell: Cell, knobs: Knobs) -> Dict[str, Any]:
@@ -474,9 +487,10 @@ def run_cell(cell: Cell, knobs: Knobs) -> Dict[str, Any]:
     cmd = cell_command(cell, knobs)
     start = time.time()
     logger.info(f"cell {cell.tag}: started ({cell.row}, depth {cell.depth}, seed {cell.seed})")
-    rc = run_logged(cmd, knobs.recipe_dir, exp / "study_run.log", _env(knobs))
+    rc, cpu = run_logged(cmd, knobs.recipe_dir, exp / "study_run.log", _env(knobs))
     record = {"tag": cell.tag, "command": cmd, "rc": rc, "start": start,
               "end": time.time(), "wall_s": round(time.time() - start, 1),
+              "cpu_s": round(cpu, 1),
               "code": code_revision(), "host": platform.node()}
     _write_json(exp / "study_cell.json", record)
     if rc != 0:
@@ -502,7 +516,7 @@ def run_table(table: str, knobs: Knobs, cells: Sequence[Cell]) -> Dict[str, Any]
     load_start = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     for modality in sorted({c.modality for c in runnable}):
         logger.info(f"data stages 1-7 for modality {modality}")
-        rc = run_logged(data_command(modality, knobs), recipe_dir,
+        rc, _ = run_logged(data_command(modality, knobs), recipe_dir,
                         recipe_dir / "exp" / "study_logs" / f"data_{modality}.log", _env(knobs))
         if rc != 0:
             raise RuntimeError(f"stages 1-7 failed for modality {modality}; see "
@@ -630,6 +644,7 @@ def cell_result(cell: Cell, recipe_dir: Path) -> Dict[str, Any]:
     why = missing_feature(cell, recipe_dir)
     record = _read_json(exp / "study_cell.json") or {}
     out["wall_s"] = record.get("wall_s")
+    out["cpu_s"] = record.get("cpu_s")
     out["code"] = record.get("code")
     if why:
         out["status"] = "not run"
@@ -982,16 +997,18 @@ def report_table1(results: List[Dict[str, Any]], blind: float, fig_dir: Path
     for d in depths:
         a = wers(_by(results, depth=d, row="MSRS → sparse"))
         b = wers(_by(results, depth=d, row="MSRS → dense"))
-        per.append(verdict_parity(a, b))
-        ev.append(f"D={d}: sparse {fmt_range(summarise(a))} vs dense {fmt_range(summarise(b))}")
+        if a and b:  # depths with both rows (not the dense-only ones)
+            per.append(verdict_parity(a, b))
+            ev.append(f"D={d}: sparse {fmt_range(summarise(a))} vs dense {fmt_range(summarise(b))}")
     verdicts.append(claim("MSRS → sparse keeps the WER of MSRS → dense",
                           "47.3 vs 48.5 (small), 23.9 vs 21.1 (large)", combine(per), "; ".join(ev)))
     per, ev = [], []
     for d in depths:
         a = wers(_by(results, depth=d, row="MSRS + LayerScale"))
         b = wers(_by(results, depth=d, row="MSRS → sparse"))
-        per.append(verdict_lower(a, b))
-        ev.append(f"D={d}: {fmt_range(summarise(a))} vs {fmt_range(summarise(b))}")
+        if a and b:
+            per.append(verdict_lower(a, b))
+            ev.append(f"D={d}: {fmt_range(summarise(a))} vs {fmt_range(summarise(b))}")
     verdicts.append(claim("MSRS + LayerScale has lower WER than MSRS → sparse (complementary)",
                           "23.2 vs 23.9 (large, L)", combine(per), "; ".join(ev)))
     where = fail_depths or depths
@@ -1306,10 +1323,13 @@ def run_benchmarks(table: str, knobs: Knobs) -> None:
         logger.info(f"benchmark {name} of {table}: {out}")
         env = _env(knobs)
         env["PYTHONPATH"] = f"{REPO}{os.pathsep}{env.get('PYTHONPATH', '')}"
-        rc = run_logged(full, knobs.recipe_dir, logs / f"bench_{table}_{name}.log", env)
+        start = time.time()
+        rc, cpu = run_logged(full, knobs.recipe_dir, logs / f"bench_{table}_{name}.log", env)
         if rc != 0:
             raise RuntimeError(f"benchmark {name} of {table} failed; see "
                                f"{logs / f'bench_{table}_{name}.log'}")
+        _write_json(logs / f"bench_{table}_{name}.cost.json",
+                    {"wall_s": round(time.time() - start, 1), "cpu_s": round(cpu, 1)})
         stamp.write_text(key, encoding="utf-8")
 
 
@@ -1465,7 +1485,9 @@ def _encdec_params(recipe_dir: Path, r: Mapping[str, Any]) -> Optional[int]:
     model = recipe_dir / "exp" / r["tag"] / "train" / "valid.acc.ave.pth"
     if not model.exists():
         return None
-    state = torch.load(model, map_location="cpu", weights_only=False)
+    from espnet_msrs.utils.safe_load import load_torch_file
+
+    state = load_torch_file(model, what="model")
     return sum(t.numel() for k, t in state.items()
                if torch.is_tensor(t) and t.is_floating_point()
                and re.match(r"^(encoder\.encoders|decoder\.decoders)\.", k))
@@ -1502,13 +1524,18 @@ def report_table(table: str, knobs: Knobs, cells: Sequence[Cell]) -> Dict[str, A
     run = _read_json(recipe_dir / "exp" / "study_logs" / f"run_{table}.json") or {}
     codes = sorted({r["code"] for r in results if r.get("code")})
     cell_wall = sum(r["wall_s"] or 0 for r in results if r.get("wall_s"))
+    cell_cpu = sum(r["cpu_s"] or 0 for r in results if r.get("cpu_s"))
+    bench_cpu = sum((_read_json(recipe_dir / "exp" / "study_logs" /
+                                f"bench_{table}_{k}.cost.json") or {}).get("cpu_s", 0)
+                    for k in ("study", "paper"))
     status = {"ok": sum(r.get("status") == "ok" for r in results), "cells": len(results)}
     for r in results:  # the figures hold the series; keep the JSON small
         r.pop("grad_series", None)
     summary = {
         "table": table, "title": TABLE_TITLES[table], "generated": _now(),
         "wer_blind": blind, "micro": knobs.micro, "status": status, "codes": codes,
-        "cell_wall_s": round(cell_wall, 1), "run": run, "machine": _machine(),
+        "cell_wall_s": round(cell_wall, 1), "cell_cpu_s": round(cell_cpu, 1),
+        "bench_cpu_s": round(bench_cpu, 1), "run": run, "machine": _machine(),
         "verdicts": verdicts, "markdown": lines, "cells": results,
     }
     _write_json(recipe_dir / "results" / f"{table}.json", summary)
@@ -1526,6 +1553,12 @@ def provenance_line(summary: Mapping[str, Any]) -> str:
     parts = [f"{summary['status']['ok']}/{summary['status']['cells']} cells with results",
              f"code {', '.join(summary['codes']) or 'unknown'}",
              f"sum of cell wall times {summary['cell_wall_s'] / 60:.0f} min"]
+    cpu = summary.get("cell_cpu_s", 0) + summary.get("bench_cpu_s", 0)
+    if cpu:  # the machine-independent cost: CPU time, and that time spread over 2 idle cores
+        parts.append(f"CPU time {cpu / 60:.0f} min"
+                     + (f" (benchmarks {summary['bench_cpu_s'] / 60:.0f})"
+                        if summary.get("bench_cpu_s") else "")
+                     + f" = {cpu / 120:.0f} min on 2 idle cores")
     for r in runs:
         when = datetime.datetime.fromtimestamp(r["start"]).strftime("%Y-%m-%d %H:%M")
         parts.append(f"`run` {when}: {len(r['cells_run_now'])} cells in "
@@ -1592,6 +1625,10 @@ def assemble(recipe_dir: Path, tables: Sequence[str] = TABLES) -> Path:
             rows.append([v["claim"], v["paper"], f"**{v['verdict']}**", v["evidence"]])
     lines += md_table(["Claim", "Paper", "Verdict", "Here"], rows) if rows else ["(none yet)"]
     lines.append("")
+    discussion = recipe_dir / "DISCUSSION.md"
+    if discussion.is_file():  # commentary written after reading the numbers
+        lines += ["## Discussion (written after the run; the verdicts above are the rules')", "",
+                  discussion.read_text(encoding="utf-8").strip(), ""]
     for t in tables:
         lines += [f"## {TABLE_TITLES[t]}", ""]
         if t not in done:
