@@ -183,7 +183,7 @@ the value this run would use (the recipe's run.sh and the command line set them)
   --asr_config              training (MSRS: retraining) config (${asr_config})
   --search_config           MSRS mask-search config (${search_config})
   --asr_args --search_args  extra training options (all / mask search only) ("${asr_args}", "${search_args}")
-                            (e.g. --asr_args "--use_amp true": ESPnet's FP16 mixed precision on CUDA)
+                            (e.g. --asr_args "--use_amp true": ESPnet's 16-bit mixed precision on CUDA)
   --search_data_fraction --search_data_seed   stage 8 on part of the training data (${search_data_fraction}, ${search_data_seed})
   --init_frontend           model .pth whose frontend initialises this run's frontend
   --tag                     experiment name, default <modality>_<method>[_<retrain_mode>] (${tag:-${modality}_${method}$([ "${method}" = msrs ] && echo "_${retrain_mode}")})
