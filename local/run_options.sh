@@ -7,6 +7,7 @@
 #   ...
 #   run_help                      # prints the recipe's part of --help
 #   ./avsr.sh <recipe options> "$@"
+# (paper_recipe does the first three for the LRS3 and VoxCeleb2 recipes.)
 #
 # Options given to run.sh always reach avsr.sh ("$@" last wins); the ones
 # named in scan_run_options are also read here because the recipe derives
@@ -83,6 +84,23 @@ paper_configs() {
             printf -v "${c}" '%s' ""
         fi
     done
+}
+
+# paper_recipe "$@": the options of the paper recipes (LRS3, VoxCeleb2), read
+# from the arguments over these defaults; configs by paper_configs; the
+# avsr.sh options they imply in the array paper_args, the rest of the
+# arguments in run_args.
+paper_recipe() {
+    modality=av          # audio (ASR) | video (VSR) | av (AVSR)
+    method=              # default: msrs (video, av), lr_sms (audio)
+    retrain_mode=sparse  # MSRS retraining: dense | sparse | grad_masked
+    nj=4                 # data preparation jobs
+    scan_run_options modality method retrain_mode nj -- "$@"
+    paper_configs train_vsr_large train_avsr train_asr
+    paper_args=(--modality "${modality}" --method "${method}" --retrain_mode "${retrain_mode}"
+                --nj "${nj}" --token_type bpe --bpemode unigram --nbpe 5000
+                --asr_config "${asr_config}" --search_config "${search_config}"
+                --inference_config conf/decode_asr.yaml)
 }
 
 # run_help: with --help, the recipe's part of the help (avsr.sh prints the rest).

@@ -13,23 +13,19 @@ The recipes write absolute media paths, so directories of different recipes
 combine as they are.
 """
 
-import argparse
 import logging
 import sys
 from typing import List, Optional
 
+from espnet_msrs.utils.cli import parse_tool_args, tool_parser
 from espnet_msrs.utils.data_dir import combine_data_dirs
-from espnet_msrs.utils.runtime import setup_logging
 
 logger = logging.getLogger(__name__)
 
 
-def get_parser() -> argparse.ArgumentParser:
+def get_parser():
     """Command-line parser."""
-    parser = argparse.ArgumentParser(
-        description="Combine Kaldi-style data directories",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+    parser = tool_parser(__doc__)
     parser.add_argument("--out", required=True, help="Output data directory")
     parser.add_argument("inputs", nargs="+", help="Input data directories")
     return parser
@@ -37,8 +33,7 @@ def get_parser() -> argparse.ArgumentParser:
 
 def main(cmd: Optional[List[str]] = None) -> int:
     """Combine; returns the exit status (1 on a ValueError, logged)."""
-    args = get_parser().parse_args(cmd)
-    setup_logging("INFO")
+    args = parse_tool_args(get_parser(), cmd)
     try:
         n = combine_data_dirs(args.inputs, args.out)
     except ValueError as e:

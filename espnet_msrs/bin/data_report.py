@@ -12,21 +12,17 @@ decoded; the dropped ones and why; a flag when it is (or overlaps) the
 validation set; the noise used (:mod:`espnet_msrs.data_prep.data_report`).
 """
 
-import argparse
 import sys
 from typing import List, Optional
 
-from espnet_msrs.data_prep.data_report import parse_sizes, describe_test_data
+from espnet_msrs.data_prep.data_report import describe_test_data, parse_sizes
+from espnet_msrs.utils.cli import parse_tool_args, tool_parser
 from espnet_msrs.utils.data_dir import write_if_changed
-from espnet_msrs.utils.runtime import setup_logging
 
 
-def get_parser() -> argparse.ArgumentParser:
+def get_parser():
     """Command-line parser."""
-    parser = argparse.ArgumentParser(
-        description="Markdown section on the test data of a recipe run",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+    parser = tool_parser(__doc__)
     parser.add_argument("--test_sets", nargs="+", required=True, help="Clean test sets")
     parser.add_argument("--valid_set", required=True, help="Validation set")
     parser.add_argument("--data_root", default="data", help="Stage-1 data directories")
@@ -40,8 +36,7 @@ def get_parser() -> argparse.ArgumentParser:
 
 def main(cmd: Optional[List[str]] = None) -> None:
     """Write the section."""
-    args = get_parser().parse_args(cmd)
-    setup_logging("INFO")
+    args = parse_tool_args(get_parser(), cmd)
     noises = dict(entry.split("=", 1) for entry in args.noise)
     text = describe_test_data(args.test_sets, args.valid_set, args.data_root, args.dump_root,
                              parse_sizes(args.official_test_sizes), noises)

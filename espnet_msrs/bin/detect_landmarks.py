@@ -16,7 +16,6 @@ status 1 if any video failed, unless ``--allow_failures true``. Existing
 outputs are kept, so a re-run only processes what is missing.
 """
 
-import argparse
 import logging
 import sys
 from pathlib import Path
@@ -32,18 +31,20 @@ from espnet_msrs.data_prep.face_landmarks import (  # noqa: E402
     MeshFactory,
     detect_scp,
 )
+from espnet_msrs.utils.cli import (  # noqa: E402
+    add_job_arguments,
+    failure_status,
+    parse_tool_args,
+    tool_parser,
+)
 from espnet_msrs.utils.data_dir import iter_lines, write_if_changed, write_report  # noqa: E402
-from espnet_msrs.utils.runtime import setup_logging  # noqa: E402
 
 logger = logging.getLogger("detect_landmarks")
 
 
-def get_parser() -> argparse.ArgumentParser:
+def get_parser():
     """Command-line parser."""
-    parser = argparse.ArgumentParser(
-        description="68-point face landmarks with MediaPipe Face Mesh (offline)",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+    parser = tool_parser(__doc__)
     parser.add_argument("--video_scp", required=True, help="<utt_id> <video> lines")
     parser.add_argument("--out_dir", required=True, help="Directory of <utt_id>.npy")
     parser.add_argument("--out_scp", required=True, help="Output landmark scp")
@@ -52,16 +53,13 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--allow_failures", choices=("true", "false"), default="false")
     parser.add_argument("--min_detection_confidence", type=float, default=0.5)
     parser.add_argument("--min_tracking_confidence", type=float, default=0.5)
-    parser.add_argument("--nj", type=int, default=1)
-    parser.add_argument("--log_level", default="INFO",
-                        choices=("ERROR", "WARNING", "INFO", "DEBUG"))
+    add_job_arguments(parser)
     return parser
 
 
 def main(cmd: Optional[Sequence[str]] = None) -> int:
     """Run the detector; returns the exit status."""
-    args = get_parser().parse_args(cmd)
-    setup_logging(args.log_level)
+    args = parse_tool_args(get_parser(), cmd)
     videos = dict(line.split(maxsplit=1) for _, line in iter_lines(args.video_scp)
                   if line.strip())
     out_dir = Path(args.out_dir)
@@ -82,11 +80,7 @@ def main(cmd: Optional[Sequence[str]] = None) -> int:
     write_report(failed_list, failed)
     logger.info("Landmarks done: listed=%d failed=%d out_scp=%s failed_list=%s",
                 len(scp), len(failed), args.out_scp, failed_list)
-    if failed and args.allow_failures == "false":
-        logger.error("%d video(s) failed (see %s); pass --allow_failures true to continue",
-                     len(failed), failed_list)
-        return 1
-    return 0
+    return failure_status(len(failed), args.allow_failures == "true", failed_list)
 
 
 if __name__ == "__main__":

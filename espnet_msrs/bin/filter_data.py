@@ -13,21 +13,17 @@ written with every per-utterance file, removed ones are listed in
 disables the upper limit.
 """
 
-import argparse
 import math
 import sys
 from typing import List, Optional
 
+from espnet_msrs.utils.cli import parse_tool_args, tool_parser
 from espnet_msrs.utils.data_dir import filter_data_dir
-from espnet_msrs.utils.runtime import setup_logging
 
 
-def get_parser() -> argparse.ArgumentParser:
+def get_parser():
     """Command-line parser."""
-    parser = argparse.ArgumentParser(
-        description="Remove utterances shorter than --min_dur or longer than --max_dur",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+    parser = tool_parser(__doc__)
     parser.add_argument("--in_dir", required=True, help="Input data dir (with utt2dur)")
     parser.add_argument("--out_dir", required=True, help="Output data dir")
     parser.add_argument("--min_dur", type=float, default=0.0, help="Seconds")
@@ -37,8 +33,7 @@ def get_parser() -> argparse.ArgumentParser:
 
 def main(cmd: Optional[List[str]] = None) -> None:
     """Filter one data directory."""
-    args = get_parser().parse_args(cmd)
-    setup_logging("INFO")
+    args = parse_tool_args(get_parser(), cmd)
     filter_data_dir(args.in_dir, args.out_dir, args.min_dur, args.max_dur)
 
 

@@ -13,23 +13,19 @@ See :mod:`espnet_msrs.utils.fingerprint` for what each kind of input
 contributes and what "loadable" means per file type.
 """
 
-import argparse
 import logging
 import sys
 from typing import List, Optional
 
+from espnet_msrs.utils.cli import parse_tool_args, tool_parser
 from espnet_msrs.utils.fingerprint import fingerprint, verify_artifact
-from espnet_msrs.utils.runtime import setup_logging
 
 logger = logging.getLogger(__name__)
 
 
-def get_parser() -> argparse.ArgumentParser:
+def get_parser():
     """Command-line parser."""
-    parser = argparse.ArgumentParser(
-        description="Fingerprint a stage's inputs, or verify its artifacts",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+    parser = tool_parser(__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     i = sub.add_parser("inputs", help="print a 16-hex digest of the inputs")
     i.add_argument("--path", nargs="*", default=[], help="Files or directory trees")
@@ -42,8 +38,7 @@ def get_parser() -> argparse.ArgumentParser:
 
 def main(cmd: Optional[List[str]] = None) -> int:
     """Print the digest, or verify; returns the exit status."""
-    args = get_parser().parse_args(cmd)
-    setup_logging("INFO")
+    args = parse_tool_args(get_parser(), cmd)
     if args.command == "inputs":
         print(fingerprint(args.path, args.scp, args.text))
         return 0

@@ -15,20 +15,16 @@ existing output is kept while it matches the request
 (:mod:`espnet_msrs.data_prep.noise`).
 """
 
-import argparse
 import sys
 from typing import List, Optional
 
 from espnet_msrs.data_prep.noise import describe_noise, make_babble, prepare_recording
-from espnet_msrs.utils.runtime import setup_logging
+from espnet_msrs.utils.cli import LOG_LEVELS, parse_tool_args, tool_parser
 
 
-def get_parser() -> argparse.ArgumentParser:
+def get_parser():
     """Command-line parser."""
-    parser = argparse.ArgumentParser(
-        description="Babble noise: a recording resampled, or utterances summed",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+    parser = tool_parser(__doc__)
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--recording", help="Noise recording (e.g. NOISEX-92 babble)")
     source.add_argument("--wav_scp", help="Utterances to sum (Kaldi-style wav.scp)")
@@ -36,15 +32,13 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--num_utts", type=int, default=30, help="Utterances summed")
     parser.add_argument("--seed", type=int, default=0, help="Random seed")
     parser.add_argument("--sample_rate", type=int, default=16000, help="Hz")
-    parser.add_argument("--log_level", default="INFO",
-                        choices=("ERROR", "WARNING", "INFO", "DEBUG"))
+    parser.add_argument("--log_level", default="INFO", choices=LOG_LEVELS)
     return parser
 
 
 def main(cmd: Optional[List[str]] = None) -> None:
     """Write the noise and log what it is."""
-    args = get_parser().parse_args(cmd)
-    setup_logging(args.log_level)
+    args = parse_tool_args(get_parser(), cmd)
     if args.recording:
         out = prepare_recording(args.recording, args.out, args.sample_rate)
     else:

@@ -13,20 +13,16 @@ dB (see :func:`espnet_msrs.data_prep.noise.make_noisy_sets`). Mixtures made
 from the same speech, noise and seed by an earlier run are kept.
 """
 
-import argparse
 import sys
 from typing import List, Optional
 
 from espnet_msrs.data_prep.noise import make_noisy_sets
-from espnet_msrs.utils.runtime import setup_logging
+from espnet_msrs.utils.cli import add_job_arguments, parse_tool_args, tool_parser
 
 
-def get_parser() -> argparse.ArgumentParser:
+def get_parser():
     """Command-line parser."""
-    parser = argparse.ArgumentParser(
-        description="Mix babble noise into a test set at fixed SNRs",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+    parser = tool_parser(__doc__)
     parser.add_argument("--data_dir", required=True, help="Clean data dir (wav.scp, text, ...)")
     parser.add_argument("--noise", required=True, help="Noise wav (same sample rate)")
     parser.add_argument("--snrs", type=float, nargs="+",
@@ -36,14 +32,13 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out_wav_prefix", required=True,
                         help="Mixed wavs go to <prefix><SNR>/<utt>.wav")
     parser.add_argument("--seed", type=int, default=0, help="Noise-offset seed")
-    parser.add_argument("--nj", type=int, default=1, help="Parallel processes")
+    add_job_arguments(parser)
     return parser
 
 
 def main(cmd: Optional[List[str]] = None) -> None:
     """Write the noisy sets."""
-    args = get_parser().parse_args(cmd)
-    setup_logging("INFO")
+    args = parse_tool_args(get_parser(), cmd)
     make_noisy_sets(args.data_dir, args.noise, args.snrs, args.out_data_prefix,
                     args.out_wav_prefix, args.seed, args.nj)
 

@@ -12,64 +12,35 @@ again skips complete utterances; a larger ``--utts_per_speaker`` or
 ``--num_speakers`` adds utterances without changing existing ones.
 """
 
-import argparse
 import os
 import sys
 from typing import List, Optional
 
-from espnet_msrs.utils.runtime import setup_logging
 from espnet_msrs.synth.grid_corpus import GenerationConfig, generate_corpus
+from espnet_msrs.utils.cli import add_job_arguments, parse_tool_args, tool_parser
 
 
-def get_parser() -> argparse.ArgumentParser:
+def get_parser():
     """Command-line parser."""
     defaults = GenerationConfig()
-    parser = argparse.ArgumentParser(
-        description="Generate a synthetic GRID-like audio-visual corpus "
-        "(espeak-ng speech + rendered talking faces with landmarks)",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+    parser = tool_parser(__doc__)
     parser.add_argument("--out", required=True, help="Output corpus directory")
     parser.add_argument("--num_speakers", type=int, default=defaults.num_speakers)
-    parser.add_argument(
-        "--utts_per_speaker", type=int, default=defaults.utts_per_speaker
-    )
+    parser.add_argument("--utts_per_speaker", type=int, default=defaults.utts_per_speaker)
     parser.add_argument("--seed", type=int, default=defaults.seed)
-    parser.add_argument(
-        "--frame_size",
-        type=int,
-        default=defaults.frame_size,
-        help="Face video side (px)",
-    )
-    parser.add_argument(
-        "--noise_std",
-        type=float,
-        default=defaults.noise_std,
-        help="Gaussian pixel noise added to each frame (grey levels)",
-    )
-    parser.add_argument(
-        "--no_head_motion", action="store_true", help="Render a still head"
-    )
+    parser.add_argument("--frame_size", type=int, default=defaults.frame_size,
+                        help="Face video side (px)")
+    parser.add_argument("--noise_std", type=float, default=defaults.noise_std,
+                        help="Gaussian pixel noise added to each frame (grey levels)")
+    parser.add_argument("--no_head_motion", action="store_true", help="Render a still head")
     parser.add_argument("--crf", type=int, default=defaults.crf, help="libx264 CRF")
-    parser.add_argument(
-        "--nj",
-        type=int,
-        default=min(2, os.cpu_count() or 1),
-        help="Parallel worker processes",
-    )
-    parser.add_argument(
-        "--log_level",
-        default="INFO",
-        choices=("ERROR", "WARNING", "INFO", "DEBUG"),
-        help="Logging level",
-    )
+    add_job_arguments(parser, nj=min(2, os.cpu_count() or 1))
     return parser
 
 
 def main(cmd: Optional[List[str]] = None) -> None:
     """Run the generator from the command line."""
-    args = get_parser().parse_args(cmd)
-    setup_logging(args.log_level)
+    args = parse_tool_args(get_parser(), cmd)
     config = GenerationConfig(
         num_speakers=args.num_speakers,
         utts_per_speaker=args.utts_per_speaker,

@@ -14,22 +14,18 @@ are not part of ESPnet's pip package, so this tool does it::
 (:func:`espnet_msrs.utils.data_dir.split_file` / ``merge_files``).
 """
 
-import argparse
 import sys
 from typing import List, Optional
 
 from espnet2.utils.types import str2bool
 
+from espnet_msrs.utils.cli import parse_tool_args, tool_parser
 from espnet_msrs.utils.data_dir import merge_files, split_file
-from espnet_msrs.utils.runtime import setup_logging
 
 
-def get_parser() -> argparse.ArgumentParser:
+def get_parser():
     """Command-line parser."""
-    parser = argparse.ArgumentParser(
-        description="Split a Kaldi-style file into parts, or merge parts",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+    parser = tool_parser(__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     s = sub.add_parser("split", help="split a file into --num parts")
     s.add_argument("--in", dest="input", required=True, help="Input file")
@@ -47,8 +43,7 @@ def get_parser() -> argparse.ArgumentParser:
 
 def main(cmd: Optional[List[str]] = None) -> None:
     """Split or merge."""
-    args = get_parser().parse_args(cmd)
-    setup_logging("INFO")
+    args = parse_tool_args(get_parser(), cmd)
     if args.command == "split":
         split_file(args.input, args.out_pattern, args.num, args.keys_only)
     else:

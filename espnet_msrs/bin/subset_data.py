@@ -14,23 +14,19 @@ seed, whatever the file order) with every per-utterance file, and the
 matching lines of a shape file (so ESPnet batches only the subset).
 """
 
-import argparse
 import logging
 import sys
 from typing import List, Optional
 
+from espnet_msrs.utils.cli import parse_tool_args, tool_parser
 from espnet_msrs.utils.data_dir import read_kv, select_fraction, subset_data_dir, write_kv
-from espnet_msrs.utils.runtime import setup_logging
 
 logger = logging.getLogger(__name__)
 
 
-def get_parser() -> argparse.ArgumentParser:
+def get_parser():
     """Command-line parser."""
-    parser = argparse.ArgumentParser(
-        description="Keep a deterministic fraction of a data directory",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+    parser = tool_parser(__doc__)
     parser.add_argument("--in_dir", required=True, help="Input data directory")
     parser.add_argument("--out_dir", required=True, help="Output data directory")
     parser.add_argument("--fraction", type=float, required=True, help="In (0, 1]")
@@ -42,8 +38,7 @@ def get_parser() -> argparse.ArgumentParser:
 
 def main(cmd: Optional[List[str]] = None) -> None:
     """Write the subset."""
-    args = get_parser().parse_args(cmd)
-    setup_logging("INFO")
+    args = parse_tool_args(get_parser(), cmd)
     keys = list(read_kv(f"{args.in_dir}/text", allow_empty_value=True))
     keep = select_fraction(keys, args.fraction, args.seed)
     subset_data_dir(args.in_dir, args.out_dir, keep)

@@ -13,7 +13,6 @@ Checks every utterance (text, audio, video, their lengths; see
 ``--strict true`` any bad utterance makes the command exit with status 1.
 """
 
-import argparse
 import logging
 import sys
 from typing import List, Optional
@@ -21,18 +20,14 @@ from typing import List, Optional
 from espnet2.utils.types import str2bool
 
 from espnet_msrs.data_prep.validate import MODALITIES, Expectations, validate_data_dir
-from espnet_msrs.utils.runtime import setup_logging
+from espnet_msrs.utils.cli import add_job_arguments, parse_tool_args, tool_parser
 
 logger = logging.getLogger(__name__)
 
 
-def get_parser() -> argparse.ArgumentParser:
+def get_parser():
     """Command-line parser."""
-    parser = argparse.ArgumentParser(
-        description="Validate a data directory (files open, rates, lengths, text) "
-        "and write the valid utterances",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+    parser = tool_parser(__doc__)
     parser.add_argument("--in_dir", required=True, help="Input data directory")
     parser.add_argument("--out_dir", required=True, help="Output data directory")
     parser.add_argument("--modality", required=True, choices=MODALITIES)
@@ -50,24 +45,15 @@ def get_parser() -> argparse.ArgumentParser:
                         help="Fail on any bad utterance instead of excluding it")
     parser.add_argument("--failed_list", action="append", default=[],
                         help="<utt>\\t<reason> file of an earlier stage (repeatable)")
-    parser.add_argument("--nj", type=int, default=1, help="Parallel processes")
-    parser.add_argument("--log_level", default="INFO",
-                        choices=("ERROR", "WARNING", "INFO", "DEBUG"))
+    add_job_arguments(parser)
     return parser
 
 
 def main(cmd: Optional[List[str]] = None) -> int:
     """Validate; returns the exit status (1 on a ValueError, logged)."""
-    args = get_parser().parse_args(cmd)
-    setup_logging(args.log_level)
-    exp = Expectations(
-        modality=args.modality,
-        sample_rate=args.sample_rate,
-        fps=args.fps,
-        frame_size=args.frame_size,
-        av_tolerance=args.av_tolerance,
-        decode_video=args.decode_video,
-    )
+    args = parse_tool_args(get_parser(), cmd)
+    exp = Expectations(args.modality, args.sample_rate, args.fps, args.frame_size,
+                       args.av_tolerance, decode_video=args.decode_video)
     try:
         validate_data_dir(args.in_dir, args.out_dir, exp, args.strict, args.nj,
                           args.failed_list, args.video_dump_dir)

@@ -459,3 +459,40 @@ def run_recipe(recipe: Path, *args: str, timeout: int = 1800, env=None):
         text=True,
         timeout=timeout,
     )
+
+
+def stage9_recipe(root: Path) -> Path:
+    """A recipe directory ready for stage 9 of ``avsr.sh`` on the tiny corpus.
+
+    ``data/`` and ``dump/raw/`` of ``tests.helpers.tiny_corpus`` (train 4,
+    valid 2, test 2), ESPnet shape files of the audio ``av`` packing
+    ("uid T,D" at 25 fps) in ``exp/stats`` with a stage-7 marker, a char token
+    list, ``avsr.sh`` linked and a ``path.sh`` putting this interpreter first.
+
+    Returns:
+        The stats directory (for ``--stats_dir``).
+    """
+    import math
+    import shutil
+    import sys
+
+    from espnet_msrs.asr.frontend.av_resnet_frontend import packed_dim
+    from tests.helpers.tiny_corpus import make_tiny_corpus
+
+    root = Path(root)
+    make_tiny_corpus(root, sets={"train": 4, "valid": 2, "test": 2})
+    (root / "avsr.sh").symlink_to(REPO / "egs2" / "TEMPLATE" / "avsr1" / "avsr.sh")
+    (root / "path.sh").write_text(f'export PATH="{Path(sys.executable).parent}:$PATH"\n')
+    raw, stats = root / "dump" / "raw", root / "exp" / "stats"
+    dim = packed_dim("audio", 88, 640)
+    for name in ("train", "valid"):
+        shutil.copytree(root / "data" / name, raw / name)
+        (stats / name).mkdir(parents=True)
+        lines = [f"{u} {math.ceil(soundfile.info(p).frames / 640)},{dim}" for u, p in
+                 (line.split() for line in (raw / name / "wav.scp").read_text().splitlines())]
+        (stats / name / "speech_shape").write_text("\n".join(lines) + "\n")
+    (stats / ".done").write_text("stats\n")
+    token_dir = root / "data" / "token_list" / "char"
+    token_dir.mkdir(parents=True)
+    shutil.copy(root / "tokens.txt", token_dir / "tokens.txt")
+    return stats

@@ -3,7 +3,6 @@ the data stages and their idempotency, and distributed training on CPU."""
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +13,7 @@ import soundfile as sf
 import yaml
 
 from tests.helpers.tiny_corpus import make_tiny_corpus
+from tests.recipe.fixtures import stage9_recipe
 
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO / "egs2" / "TEMPLATE" / "avsr1"
@@ -178,44 +178,11 @@ def test_noisex_recording_is_used_when_set(recipe):
     assert json.loads((noise / "babble_test.wav.json").read_text())["request"]["kind"] == "synthetic"
 
 
-TINY_CONFIG = {
-    "frontend": "default",
-    "frontend_conf": {"n_fft": 256, "win_length": 256, "hop_length": 128, "n_mels": 16},
-    "normalize": "utterance_mvn",
-    "encoder": "msrs_conformer",
-    "encoder_conf": {"output_size": 16, "attention_heads": 2, "linear_units": 32,
-                     "num_blocks": 1, "input_layer": "conv2d"},
-    "decoder": "msrs_transformer",
-    "decoder_conf": {"attention_heads": 2, "linear_units": 32, "num_blocks": 1},
-    "model_conf": {"ctc_weight": 0.3},
-    "optim": "adamw",
-    "optim_conf": {"lr": 0.001},
-    "batch_type": "unsorted",
-    "batch_size": 2,
-    "max_epoch": 1,
-    "num_workers": 0,
-    "num_att_plot": 0,
-    "use_matplotlib": False,
-    "keep_nbest_models": 1,
-}
-
-
-def test_training_stage_with_two_cpu_processes(recipe):
+def test_training_stage_with_two_cpu_processes(tmp_path):
     """Stage 9 through --dist_launcher torchrun: 2 gloo processes on the CPU."""
-    raw = recipe / "dump" / "raw"
-    stats = recipe / "exp" / "stats"
-    for name in ("train", "valid"):
-        shutil.copytree(recipe / "data" / name, raw / name)
-        (stats / name).mkdir(parents=True)
-        lines = [f"{u} {sf.info(p).frames}" for u, p in
-                 (line.split() for line in (raw / name / "wav.scp").read_text().splitlines())]
-        (stats / name / "speech_shape").write_text("\n".join(lines) + "\n")
-    (stats / ".done").write_text("stats\n")
-    config = recipe / "train.yaml"
-    config.write_text(yaml.safe_dump(TINY_CONFIG))
-    token_dir = recipe / "data" / "token_list" / "char"
-    token_dir.mkdir(parents=True)
-    shutil.copy(recipe / "tokens.txt", token_dir / "tokens.txt")
+    recipe = tmp_path
+    stats = stage9_recipe(recipe)
+    config = REPO / "conf" / "tuning" / "train_asr_tiny.yaml"
     port = 29500 + os.getpid() % 1000
     result = run(
         ["./avsr.sh", "--stage", "9", "--stop_stage", "9", "--train_set", "train",

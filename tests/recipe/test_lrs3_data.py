@@ -2,7 +2,6 @@
 generated LRS3 layout fixture; the offline landmark detector."""
 
 import os
-import shutil
 import subprocess
 from pathlib import Path
 

@@ -175,8 +175,8 @@ def test_a_truncated_init_is_not_trusted(micro):
             "0.5", "--search_data_seed", "3", "--asr_args", "--max_epoch 1 --use_amp true")
     proc = run_recipe(micro["recipe"], *opts)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert f"exp/frac/mask_search/init.pth changed or is missing since " \
-           f"exp/frac/mask_search/.done was written" in proc.stdout
+    assert ("exp/frac/mask_search/init.pth changed or is missing since "
+            "exp/frac/mask_search/.done was written") in proc.stdout
     assert any(n == 8 and "done already" not in w for n, w in _stage_lines(proc))
     assert torch.load(init, weights_only=True)  # made again, whole
     again = run_recipe(micro["recipe"], *opts)

@@ -3,20 +3,16 @@
 (one epoch of each through the synthgrid demo recipe)."""
 
 import json
-import math
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-import soundfile as sf
 import torch
 import yaml
 
-from espnet_msrs.asr.frontend.av_resnet_frontend import packed_dim
-from tests.helpers.tiny_corpus import make_tiny_corpus
+from tests.recipe.fixtures import stage9_recipe
 from tests.recipe.test_avsr_sh import AVSR_SH, TEMPLATE
 
 REPO = Path(__file__).resolve().parents[2]
@@ -40,30 +36,12 @@ def test_init_frontend_is_listed_and_checked(tmp_path):
     assert f"--init_frontend {missing}: no such file" in result.stderr
 
 
-def _stage9_recipe(root: Path) -> Path:
-    """Tiny corpus as dump/raw + stats (shape files "uid T,D" at 25 fps) + tokens."""
-    make_tiny_corpus(root, sets={"train": 4, "valid": 2, "test": 2})
-    (root / "avsr.sh").symlink_to(AVSR_SH)
-    (root / "path.sh").write_text(f'export PATH="{BIN}:$PATH"\n')
-    raw, stats = root / "dump" / "raw", root / "exp" / "stats"
-    dim = packed_dim("audio", 88, 640)
-    for name in ("train", "valid"):
-        shutil.copytree(root / "data" / name, raw / name)
-        (stats / name).mkdir(parents=True)
-        lines = [f"{u} {math.ceil(sf.info(p).frames / 640)},{dim}" for u, p in
-                 (line.split() for line in (raw / name / "wav.scp").read_text().splitlines())]
-        (stats / name / "speech_shape").write_text("\n".join(lines) + "\n")
-    (stats / ".done").write_text("stats\n")
-    token_dir = root / "data" / "token_list" / "char"
-    token_dir.mkdir(parents=True)
-    shutil.copy(root / "tokens.txt", token_dir / "tokens.txt")
-    return stats
 
 
 def test_stage9_starts_from_the_frontend_of_another_model(tmp_path):
     """--init_frontend: the new run's frontend starts as the given model's
     (with lr 0 it stays so), the rest of the model does not."""
-    stats = _stage9_recipe(tmp_path)
+    stats = stage9_recipe(tmp_path)
     config = yaml.safe_load((REPO / "conf" / "tuning" / "train_asr_tiny.yaml").read_text())
     (tmp_path / "src.yaml").write_text(yaml.safe_dump(config))
     frozen = dict(config, optim_conf=dict(config["optim_conf"], lr=0.0, weight_decay=0.0),

@@ -14,32 +14,20 @@ cd "$(dirname "${BASH_SOURCE[0]}")"
 . ./path.sh
 . "${MAIN_ROOT}/local/run_options.sh"
 
-# Options this recipe derives defaults from (same names as avsr.sh's).
-modality=av          # audio (ASR) | video (VSR) | av (AVSR)
-method=              # default: msrs (video, av), lr_sms (audio)
-retrain_mode=sparse  # MSRS retraining: dense | sparse | grad_masked
-nj=4                 # data preparation jobs
+# --modality av|video|audio, --method, --retrain_mode, --nj: see
+# local/run_options.sh (paper_recipe); configs from conf/tuning by paper_configs.
 local_data_opts=     # added to the data options below
-scan_run_options modality method retrain_mode nj -- "$@"
+paper_recipe "$@"
 set -- ${run_args[@]+"${run_args[@]}"}
-paper_configs train_vsr_large train_avsr train_asr
 
 train_set=train      # English clips with a transcript, minus valid
 valid_set=valid      # 1000 random labelled clips
 test_sets=valid      # VoxCeleb2 has no transcribed test set (RESULTS.md flags it)
 
 run_help
-./avsr.sh \
-    --modality "${modality}" \
-    --method "${method}" \
-    --retrain_mode "${retrain_mode}" \
-    --nj "${nj}" \
+./avsr.sh "${paper_args[@]}" \
     --local_data_opts "--modality ${modality} --nj ${nj}${local_data_opts}" \
     --train_set "${train_set}" \
     --valid_set "${valid_set}" \
     --test_sets "${test_sets}" \
-    --token_type bpe --bpemode unigram --nbpe 5000 \
-    --asr_config "${asr_config}" \
-    --search_config "${search_config}" \
-    --inference_config conf/decode_asr.yaml \
     "$@"

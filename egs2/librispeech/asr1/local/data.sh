@@ -31,11 +31,7 @@ Options (default):
     --data_dir (${data_dir}) --local_dir (${local_dir})
 HELP
 )
-[ -f ./db.sh ] || { log "Error: run from the recipe directory (db.sh not found in $(pwd))"; exit 1; }
-. ./path.sh
-. "${MAIN_ROOT}/local/parse_options.sh"
-. ./db.sh
-python=${PYTHON:-python3}
+. "$(dirname "$(readlink -f ./path.sh)")/../../../local/data_options.sh"
 
 if [ -z "${LIBRISPEECH:-}" ]; then
     log "Error: LIBRISPEECH is not set: set LIBRISPEECH in $(pwd)/db.sh to the LibriSpeech folder (holding train-clean-100/, ..., test-other/)"

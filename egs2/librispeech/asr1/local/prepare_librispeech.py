@@ -28,7 +28,6 @@ without a flac, is reported in ``<report_dir>/skipped.txt`` (and in the
 Transcripts go through the recipes' one normaliser.
 """
 
-import argparse
 import logging
 import sys
 from pathlib import Path
@@ -37,7 +36,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from espnet_msrs.data_prep.corpus import CorpusPathError, check_corpus_dir
 from espnet_msrs.data_prep.text import normalize_text
 from espnet_msrs.utils.data_dir import Utterance, iter_lines, write_data_dir, write_report
-from espnet_msrs.utils.runtime import setup_logging
+from espnet_msrs.utils.cli import LOG_LEVELS, parse_tool_args, tool_parser
 
 logger = logging.getLogger("prepare_librispeech")
 
@@ -83,12 +82,9 @@ def read_set(root: Path, name: str) -> Tuple[List[Utterance], List[Tuple[str, st
     return utts, problems
 
 
-def get_parser() -> argparse.ArgumentParser:
+def get_parser():
     """Command-line parser."""
-    parser = argparse.ArgumentParser(
-        description="LibriSpeech -> Kaldi-style data directories",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+    parser = tool_parser(__doc__)
     parser.add_argument(
         "--librispeech", default=None, help="LibriSpeech root (db.sh: LIBRISPEECH)"
     )
@@ -100,14 +96,13 @@ def get_parser() -> argparse.ArgumentParser:
                         help="Each written to data/<subset with _>")
     parser.add_argument("--data_dir", default="data")
     parser.add_argument("--report_dir", default="data/local/librispeech")
-    parser.add_argument("--log_level", default="INFO")
+    parser.add_argument("--log_level", default="INFO", choices=LOG_LEVELS)
     return parser
 
 
 def main(cmd: Optional[Sequence[str]] = None) -> int:
     """Run the preparation; returns the exit status."""
-    args = get_parser().parse_args(cmd)
-    setup_logging(args.log_level)
+    args = parse_tool_args(get_parser(), cmd)
     asked = {"--train_subsets": args.train_subsets, "--valid_subsets": args.valid_subsets,
              "--test_subsets": args.test_subsets}
     try:

@@ -44,17 +44,8 @@ Options (default):
     --data_dir (${data_dir}) --local_dir (${local_dir})
 EOF
 )
-[ -f ./db.sh ] || { log "Error: run from the recipe directory (db.sh not found in $(pwd))"; exit 1; }
-. ./path.sh
-. "${MAIN_ROOT}/local/parse_options.sh"
-. ./db.sh
-python=${PYTHON:-python3}
-recipe_dir=$(pwd)
-
-if [ -z "${LRS3:-}" ]; then
-    log "Error: LRS3 is not set: set LRS3 in $(pwd)/db.sh to the folder that holds pretrain/, trainval/ and test/"
-    exit 1
-fi
+. "$(dirname "$(readlink -f ./path.sh)")/../../../local/data_options.sh"
+# An unset or wrong LRS3 is reported by local/prepare_lrs3.py, naming db.sh.
 landmark_dir=${landmark_dir:-${LRS3_LANDMARKS:-}}
 landmark_env=${landmark_env:-${MAIN_ROOT}/.venv_landmarks}
 case "${modality}" in audio|video|av) ;; *) log "Error: --modality ${modality}: use audio, video or av"; exit 1 ;; esac
@@ -65,7 +56,7 @@ prepare() {
     [ -n "${landmark_dir}" ] && opts+=(--landmark_dir "${landmark_dir}")
     [ -n "${valid_list}" ] && opts+=(--valid_list "${valid_list}")
     # shellcheck disable=SC2086
-    "${python}" "${recipe_dir}/local/prepare_lrs3.py" \
+    "${python}" local/prepare_lrs3.py \
         --lrs3 "${LRS3}" --data_dir "${data_dir}" --modality "${modality}" \
         --train_subsets ${train_subsets//,/ } --pretrain_max_sec "${pretrain_max_sec}" \
         --num_valid "${num_valid}" --wav_dir "${local_dir}/wav" \
@@ -82,23 +73,9 @@ fi
 todo=${local_dir}/landmark_todo.scp
 if [ "${stage}" -le 2 ] && [ "${stop_stage}" -ge 2 ] && [ "${modality}" != audio ] \
     && [ "${detector}" = mediapipe ] && [ -s "${todo}" ]; then
-    log "Stage 1.2: face landmarks (MediaPipe Face Mesh) for $(wc -l < "${todo}") video(s): ${todo} -> ${local_dir}/landmarks"
-    if [ ! -x "${landmark_env}/bin/python" ]; then
-        if [ "${make_landmark_env}" = true ]; then
-            "${MAIN_ROOT}/local/make_landmark_env.sh" "${landmark_env}"
-        else
-            log "Error: no landmark environment at ${landmark_env}: run ${MAIN_ROOT}/local/make_landmark_env.sh ${landmark_env}"
-            exit 1
-        fi
-    fi
-    # No-face videos are listed in failed.txt and kept (all-NaN landmarks):
-    # stage 2 reports them again by name.
-    "${landmark_env}/bin/python" "${MAIN_ROOT}/espnet_msrs/bin/detect_landmarks.py" \
-        --video_scp "${todo}" --out_dir "${local_dir}/landmarks" \
-        --out_scp "${local_dir}/landmarks/detected.scp" --nj "${nj}" --allow_failures true
-    if [ -s "${local_dir}/landmarks/failed.txt" ]; then
-        log "Warning: $(wc -l < "${local_dir}/landmarks/failed.txt") video(s) without any face: ${local_dir}/landmarks/failed.txt"
-    fi
+    log "Stage 1.2: face landmarks for the videos without any -> ${local_dir}/landmarks"
+    "${MAIN_ROOT}/local/detect_landmarks.sh" --todo "${todo}" --out_dir "${local_dir}/landmarks" \
+        --nj "${nj}" --landmark_env "${landmark_env}" --make_landmark_env "${make_landmark_env}"
 fi
 
 if [ "${stage}" -le 3 ] && [ "${stop_stage}" -ge 3 ] && [ "${modality}" != audio ] \

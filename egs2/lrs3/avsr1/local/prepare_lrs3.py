@@ -55,7 +55,6 @@ kept, and data files are only rewritten when their content changes, so a
 re-run does nothing.
 """
 
-import argparse
 import logging
 import math
 import random
@@ -86,7 +85,7 @@ from espnet_msrs.utils.data_dir import (
     write_report,
 )
 from espnet_msrs.utils.parallel import parallel_map
-from espnet_msrs.utils.runtime import setup_logging
+from espnet_msrs.utils.cli import add_job_arguments, parse_tool_args, tool_parser
 
 logger = logging.getLogger("prepare_lrs3")
 
@@ -335,12 +334,9 @@ def _valid_keys(entries: Sequence[str]) -> List[str]:
     return out
 
 
-def get_parser() -> argparse.ArgumentParser:
+def get_parser():
     """Command-line parser."""
-    parser = argparse.ArgumentParser(
-        description="LRS3 -> Kaldi-style data directories",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+    parser = tool_parser(__doc__)
     parser.add_argument("--lrs3", default=None, help="LRS3 root (db.sh: LRS3)")
     parser.add_argument("--data_dir", default="data", help="Output data root")
     parser.add_argument(
@@ -380,15 +376,13 @@ def get_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--detected_landmark_dir", default="data/local/lrs3/landmarks")
     parser.add_argument("--report_dir", default="data/local/lrs3")
-    parser.add_argument("--nj", type=int, default=1)
-    parser.add_argument("--log_level", default="INFO")
+    add_job_arguments(parser)
     return parser
 
 
 def main(cmd: Optional[Sequence[str]] = None) -> int:
     """Run the preparation; returns the exit status."""
-    args = get_parser().parse_args(cmd)
-    setup_logging(args.log_level)
+    args = parse_tool_args(get_parser(), cmd)
     try:
         root = check_corpus_dir(
             args.lrs3,

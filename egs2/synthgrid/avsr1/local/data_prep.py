@@ -27,7 +27,6 @@ rewritten when their content changes
 (:func:`espnet_msrs.utils.data_dir.write_data_dir`).
 """
 
-import argparse
 import csv
 import logging
 import random
@@ -37,7 +36,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 from espnet_msrs.utils.data_dir import Utterance, write_data_dir
-from espnet_msrs.utils.runtime import setup_logging
+from espnet_msrs.utils.cli import parse_tool_args, tool_parser
 
 logger = logging.getLogger("data_prep")
 
@@ -111,11 +110,9 @@ def utterances(rows: List[Dict[str, str]], corpus: Path) -> List[Utterance]:
     ]
 
 
-def get_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        description="Kaldi-style data dirs from a synthetic GRID manifest",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+def get_parser():
+    """Command-line parser."""
+    parser = tool_parser(__doc__)
     parser.add_argument("--corpus", required=True, help="Corpus dir with manifest.tsv")
     parser.add_argument("--data_dir", default="data", help="Output root")
     parser.add_argument("--split", default="utterance", choices=("utterance", "speaker"))
@@ -129,8 +126,7 @@ def get_parser() -> argparse.ArgumentParser:
 
 def main(cmd: Optional[List[str]] = None) -> None:
     """Write data/{train,valid,test}."""
-    setup_logging("INFO")
-    args = get_parser().parse_args(cmd)
+    args = parse_tool_args(get_parser(), cmd)
     corpus = Path(args.corpus)
     manifest = corpus / "manifest.tsv"
     if not manifest.is_file():

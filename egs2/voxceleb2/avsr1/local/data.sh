@@ -46,17 +46,8 @@ Options (default):
     --data_dir (${data_dir}) --local_dir (${local_dir})
 EOF
 )
-[ -f ./db.sh ] || { log "Error: run from the recipe directory (db.sh not found in $(pwd))"; exit 1; }
-. ./path.sh
-. "${MAIN_ROOT}/local/parse_options.sh"
-. ./db.sh
-python=${PYTHON:-python3}
-recipe_dir=$(pwd)
-
-if [ -z "${VOXCELEB2:-}" ]; then
-    log "Error: VOXCELEB2 is not set: set VOXCELEB2 in $(pwd)/db.sh to the folder that holds dev/mp4/<id>/<video>/<n>.mp4"
-    exit 1
-fi
+. "$(dirname "$(readlink -f ./path.sh)")/../../../local/data_options.sh"
+[ -n "${VOXCELEB2:-}" ] || { log "Error: VOXCELEB2 is not set: set VOXCELEB2 in $(pwd)/db.sh to the folder that holds dev/mp4/<id>/<video>/<n>.mp4"; exit 1; }
 id_list=${id_list:-${VOXCELEB2_EN_IDS:-}}
 labels=${labels:-${VOXCELEB2_LABELS:-}}
 landmark_dir=${landmark_dir:-${VOXCELEB2_LANDMARKS:-}}
@@ -80,7 +71,7 @@ prepare() {
     [ -s "${auto_labels}" ] && all_labels+=("${auto_labels}")
     [ -n "${asr_model}" ] && opts+=(--extract_audio true)
     # shellcheck disable=SC2086
-    "${python}" "${recipe_dir}/local/prepare_voxceleb2.py" \
+    "${python}" local/prepare_voxceleb2.py \
         --vox2 "${VOXCELEB2}" --subsets ${subsets//,/ } --data_dir "${data_dir}" \
         --modality "${modality}" --num_valid "${num_valid}" \
         --wav_dir "${local_dir}/wav" --detected_landmark_dir "${local_dir}/landmarks" \
@@ -98,7 +89,7 @@ if [ "${stage}" -le 2 ] && [ "${stop_stage}" -ge 2 ] && [ -n "${asr_model}" ] \
     && [ -s "${local_dir}/unlabelled.tsv" ]; then
     log "Stage 1.2: automatic labels with ${asr_model}: ${local_dir}/unlabelled.tsv -> ${auto_labels}"
     # shellcheck disable=SC2086
-    "${python}" "${recipe_dir}/local/transcribe.py" --clips "${local_dir}/unlabelled.tsv" \
+    "${python}" local/transcribe.py --clips "${local_dir}/unlabelled.tsv" \
         --out_csv "${auto_labels}" --asr_model "${asr_model}" \
         --model_cache_dir "${asr_cache_dir}" --nj "${nj}" ${asr_opts}
     relist=true
@@ -109,21 +100,9 @@ if [ "${stage}" -le 3 ] && [ "${stop_stage}" -ge 3 ] && [ "${modality}" != audio
     && [ "${detector}" = mediapipe ]; then
     if "${relist}"; then prepare; relist=false; fi   # the newly labelled clips too
     if [ -s "${todo}" ]; then
-        log "Stage 1.3: face landmarks (MediaPipe Face Mesh) for $(wc -l < "${todo}") video(s) -> ${local_dir}/landmarks"
-        if [ ! -x "${landmark_env}/bin/python" ]; then
-            if [ "${make_landmark_env}" = true ]; then
-                "${MAIN_ROOT}/local/make_landmark_env.sh" "${landmark_env}"
-            else
-                log "Error: no landmark environment at ${landmark_env}: run ${MAIN_ROOT}/local/make_landmark_env.sh ${landmark_env}"
-                exit 1
-            fi
-        fi
-        "${landmark_env}/bin/python" "${MAIN_ROOT}/espnet_msrs/bin/detect_landmarks.py" \
-            --video_scp "${todo}" --out_dir "${local_dir}/landmarks" \
-            --out_scp "${local_dir}/landmarks/detected.scp" --nj "${nj}" --allow_failures true
-        if [ -s "${local_dir}/landmarks/failed.txt" ]; then
-            log "Warning: $(wc -l < "${local_dir}/landmarks/failed.txt") video(s) without any face: ${local_dir}/landmarks/failed.txt"
-        fi
+        log "Stage 1.3: face landmarks for the videos without any -> ${local_dir}/landmarks"
+        "${MAIN_ROOT}/local/detect_landmarks.sh" --todo "${todo}" --out_dir "${local_dir}/landmarks" \
+            --nj "${nj}" --landmark_env "${landmark_env}" --make_landmark_env "${make_landmark_env}"
         relist=true
     fi
 fi

@@ -42,7 +42,6 @@ Problems are reported in ``<report_dir>/skipped.txt``; re-runs do nothing
 new (see ``egs2/lrs3/avsr1/local/prepare_lrs3.py``).
 """
 
-import argparse
 import csv
 import logging
 import random
@@ -72,7 +71,7 @@ from espnet_msrs.utils.data_dir import (
     write_report,
 )
 from espnet_msrs.utils.parallel import parallel_map
-from espnet_msrs.utils.runtime import setup_logging
+from espnet_msrs.utils.cli import add_job_arguments, parse_tool_args, tool_parser
 
 logger = logging.getLogger("prepare_voxceleb2")
 
@@ -210,12 +209,9 @@ def extract_job(job: VoxJob) -> Tuple[Optional[str], Optional[int], str]:
     return None, rate, source
 
 
-def get_parser() -> argparse.ArgumentParser:
+def get_parser():
     """Command-line parser."""
-    parser = argparse.ArgumentParser(
-        description="VoxCeleb2 -> Kaldi-style data directories",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+    parser = tool_parser(__doc__)
     parser.add_argument(
         "--vox2", default=None, help="VoxCeleb2 root (db.sh: VOXCELEB2)"
     )
@@ -240,15 +236,13 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--landmark_dir", default=None)
     parser.add_argument("--detected_landmark_dir", default="data/local/vox2/landmarks")
     parser.add_argument("--report_dir", default="data/local/vox2")
-    parser.add_argument("--nj", type=int, default=1)
-    parser.add_argument("--log_level", default="INFO")
+    add_job_arguments(parser)
     return parser
 
 
 def main(cmd: Optional[Sequence[str]] = None) -> int:
     """Run the preparation; returns the exit status."""
-    args = get_parser().parse_args(cmd)
-    setup_logging(args.log_level)
+    args = parse_tool_args(get_parser(), cmd)
     try:
         root = check_corpus_dir(
             args.vox2,

@@ -31,7 +31,6 @@ are not decoded again, so an interrupted run resumes. The shards are merged
 into ``--out_csv`` at the end.
 """
 
-import argparse
 import csv
 import logging
 import math
@@ -45,7 +44,7 @@ from espnet_msrs.data_prep.text import normalize_text
 from espnet_msrs.data_prep.video import FPS
 from espnet_msrs.utils.data_dir import iter_lines, write_if_changed
 from espnet_msrs.utils.parallel import parallel_map
-from espnet_msrs.utils.runtime import setup_logging
+from espnet_msrs.utils.cli import add_job_arguments, parse_tool_args, tool_parser
 
 logger = logging.getLogger("transcribe")
 
@@ -198,12 +197,9 @@ def transcribe(
     return {uid: rows[uid][3] for uid in rows if uid in wanted}
 
 
-def get_parser() -> argparse.ArgumentParser:
+def get_parser():
     """Command-line parser."""
-    parser = argparse.ArgumentParser(
-        description="Automatic transcripts with a pretrained ESPnet ASR model",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+    parser = tool_parser(__doc__)
     parser.add_argument("--clips", required=True, help="<uid>\\t<rel_path>\\t<wav> TSV")
     parser.add_argument("--out_csv", required=True, help="Labels CSV written")
     parser.add_argument(
@@ -214,15 +210,13 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--beam_size", type=int, default=10)
     parser.add_argument("--ctc_weight", type=float, default=0.3)
     parser.add_argument("--maxlenratio", type=float, default=0.0)
-    parser.add_argument("--nj", type=int, default=1)
-    parser.add_argument("--log_level", default="INFO")
+    add_job_arguments(parser)
     return parser
 
 
 def main(cmd: Optional[Sequence[str]] = None) -> int:
     """Run the transcription; returns the exit status."""
-    args = get_parser().parse_args(cmd)
-    setup_logging(args.log_level)
+    args = parse_tool_args(get_parser(), cmd)
     clips = read_clips(args.clips)
     if not clips:
         logger.info("Nothing to transcribe in %s", args.clips)
