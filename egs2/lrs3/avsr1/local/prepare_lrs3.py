@@ -65,10 +65,15 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
-from espnet2.utils.types import str2bool
 
 from espnet_msrs.data_prep.audio import SAMPLE_RATE, extract_audio, rate_summary, write_wav
-from espnet_msrs.data_prep.corpus import CorpusPathError, check_corpus_dir, read_id_list
+from espnet_msrs.data_prep.corpus import (
+    CorpusPathError,
+    add_av_corpus_arguments,
+    check_corpus_dir,
+    media_to_prepare,
+    read_id_list,
+)
 from espnet_msrs.data_prep.text import normalize_text
 from espnet_msrs.data_prep.video import (
     FPS,
@@ -85,7 +90,7 @@ from espnet_msrs.utils.data_dir import (
     write_report,
 )
 from espnet_msrs.utils.parallel import parallel_map
-from espnet_msrs.utils.cli import add_job_arguments, parse_tool_args, tool_parser
+from espnet_msrs.utils.cli import parse_tool_args, tool_parser
 
 logger = logging.getLogger("prepare_lrs3")
 
@@ -338,45 +343,14 @@ def get_parser():
     """Command-line parser."""
     parser = tool_parser(__doc__)
     parser.add_argument("--lrs3", default=None, help="LRS3 root (db.sh: LRS3)")
-    parser.add_argument("--data_dir", default="data", help="Output data root")
-    parser.add_argument(
-        "--train_subsets",
-        nargs="+",
-        default=["pretrain", "trainval"],
-        choices=["pretrain", "trainval"],
-        help="Subsets of the training set",
-    )
-    parser.add_argument(
-        "--modality",
-        default="av",
-        choices=["audio", "video", "av"],
-        help="audio: no video/landmark files; video: no audio extraction",
-    )
-    parser.add_argument(
-        "--extract_audio",
-        type=str2bool,
-        default=None,
-        help="Write 16 kHz wavs (default: true unless --modality video)",
-    )
-    parser.add_argument("--wav_dir", default="data/local/lrs3/wav")
+    parser.add_argument("--train_subsets", nargs="+", default=["pretrain", "trainval"],
+                        choices=["pretrain", "trainval"], help="Subsets of the training set")
     parser.add_argument("--seg_dir", default="data/local/lrs3/segments")
-    parser.add_argument(
-        "--pretrain_max_sec",
-        type=float,
-        default=24.0,
-        help="Segment pretrain clips longer than this (seconds); 0 = no segmentation",
-    )
+    parser.add_argument("--pretrain_max_sec", type=float, default=24.0,
+                        help="Segment pretrain clips longer than this (seconds); 0 = no "
+                        "segmentation")
     parser.add_argument("--valid_list", default=None, help="Validation utterances")
-    parser.add_argument("--num_valid", type=int, default=1200)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--landmark_dir",
-        default=None,
-        help="Landmark tree mirroring the corpus (db.sh: LRS3_LANDMARKS)",
-    )
-    parser.add_argument("--detected_landmark_dir", default="data/local/lrs3/landmarks")
-    parser.add_argument("--report_dir", default="data/local/lrs3")
-    add_job_arguments(parser)
+    add_av_corpus_arguments(parser, "data/local/lrs3", "LRS3_LANDMARKS", num_valid=1200)
     return parser
 
 
@@ -393,10 +367,7 @@ def main(cmd: Optional[Sequence[str]] = None) -> int:
     except CorpusPathError as e:
         logger.error("%s", e)
         return 2
-    with_video = args.modality != "audio"
-    extract = args.extract_audio
-    if extract is None:
-        extract = args.modality != "video"
+    with_video, extract = media_to_prepare(args.modality, args.extract_audio)
     landmark_root = None
     if with_video and args.landmark_dir:
         try:

@@ -51,10 +51,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from espnet2.utils.types import str2bool
 
 from espnet_msrs.data_prep.audio import SAMPLE_RATE, extract_audio, rate_summary, write_wav
-from espnet_msrs.data_prep.corpus import CorpusPathError, check_corpus_dir, read_id_list
+from espnet_msrs.data_prep.corpus import (
+    CorpusPathError,
+    add_av_corpus_arguments,
+    check_corpus_dir,
+    media_to_prepare,
+    read_id_list,
+)
 from espnet_msrs.data_prep.text import (
     ids_to_text,
     looks_like_token_ids,
@@ -71,7 +76,7 @@ from espnet_msrs.utils.data_dir import (
     write_report,
 )
 from espnet_msrs.utils.parallel import parallel_map
-from espnet_msrs.utils.cli import add_job_arguments, parse_tool_args, tool_parser
+from espnet_msrs.utils.cli import parse_tool_args, tool_parser
 
 logger = logging.getLogger("prepare_voxceleb2")
 
@@ -227,16 +232,7 @@ def get_parser():
         default=None,
         help="<piece> <id> unit list converting token-id labels (Auto-AVSR format)",
     )
-    parser.add_argument("--data_dir", default="data")
-    parser.add_argument("--modality", default="av", choices=["audio", "video", "av"])
-    parser.add_argument("--extract_audio", type=str2bool, default=None)
-    parser.add_argument("--wav_dir", default="data/local/vox2/wav")
-    parser.add_argument("--num_valid", type=int, default=1000)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--landmark_dir", default=None)
-    parser.add_argument("--detected_landmark_dir", default="data/local/vox2/landmarks")
-    parser.add_argument("--report_dir", default="data/local/vox2")
-    add_job_arguments(parser)
+    add_av_corpus_arguments(parser, "data/local/vox2", "VOXCELEB2_LANDMARKS", num_valid=1000)
     return parser
 
 
@@ -282,10 +278,7 @@ def main(cmd: Optional[Sequence[str]] = None) -> int:
             "give an English id list (VOXCELEB2_EN_IDS in db.sh)",
             args.subsets,
         )
-    with_video = args.modality != "audio"
-    extract = args.extract_audio
-    if extract is None:
-        extract = args.modality != "video"
+    with_video, extract = media_to_prepare(args.modality, args.extract_audio)
     clips, problems = list_clips(root, args.subsets, args.id_list)
     if not clips:
         logger.error("No clip selected under %s (id_list=%s)", root, args.id_list)
