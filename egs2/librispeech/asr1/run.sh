@@ -14,7 +14,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 . ./path.sh
-. "${MAIN_ROOT}/local/run_options.sh"
+. "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/../../../local/run_options.sh"
 
 # Options of this recipe (the subsets) and those it derives defaults from.
 train_subsets="train-clean-100 train-clean-360 train-other-500"  # -> data/<train_set>

@@ -12,7 +12,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 . ./path.sh
-. "${MAIN_ROOT}/local/run_options.sh"
+. "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/../../../local/run_options.sh"
 
 local_data_opts=     # added to the LRS3 data options below
 # --modality, --method, --retrain_mode, --nj and the paper configs they choose:

@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 . ./path.sh
-. "${MAIN_ROOT}/local/run_options.sh"
+. "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/../../../local/run_options.sh"
 
 # Options this recipe derives defaults from (same names as avsr.sh's).
 modality=av          # audio (ASR) | video (VSR) | av (AVSR)

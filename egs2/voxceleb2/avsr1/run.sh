@@ -12,7 +12,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 . ./path.sh
-. "${MAIN_ROOT}/local/run_options.sh"
+. "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/../../../local/run_options.sh"
 
 # --modality av|video|audio, --method, --retrain_mode, --nj: see
 # local/run_options.sh (paper_recipe); configs from conf/tuning by paper_configs.

@@ -31,7 +31,7 @@ Options (default):
     --data_dir (${data_dir}) --local_dir (${local_dir})
 HELP
 )
-. "$(dirname "$(readlink -f ./path.sh)")/../../../local/data_options.sh"
+. "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/../../../../local/data_options.sh"
 
 if [ -z "${LIBRISPEECH:-}" ]; then
     log "Error: LIBRISPEECH is not set: set LIBRISPEECH in $(pwd)/db.sh to the LibriSpeech folder (holding train-clean-100/, ..., test-other/)"

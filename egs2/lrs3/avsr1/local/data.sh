@@ -44,7 +44,7 @@ Options (default):
     --data_dir (${data_dir}) --local_dir (${local_dir})
 EOF
 )
-. "$(dirname "$(readlink -f ./path.sh)")/../../../local/data_options.sh"
+. "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/../../../../local/data_options.sh"
 # An unset or wrong LRS3 is reported by local/prepare_lrs3.py, naming db.sh.
 landmark_dir=${landmark_dir:-${LRS3_LANDMARKS:-}}
 landmark_env=${landmark_env:-${MAIN_ROOT}/.venv_landmarks}

@@ -27,7 +27,7 @@ help_message="Usage: $0 [--num_speakers N] [--utts_per_speaker M] [--seed S] [--
     [--split utterance|speaker] [--num_valid V] [--num_test T]
     [--num_valid_speakers V] [--num_test_speakers T]
   (from the recipe directory; ./run.sh passes --local_data_opts)"
-. "$(dirname "$(readlink -f ./path.sh)")/../../../local/data_options.sh"
+. "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/../../../../local/data_options.sh"
 [ -n "${SYNTHGRID}" ] || { echo "$0: set SYNTHGRID in db.sh (where to write the corpus)" >&2; exit 1; }
 
 log "Generating the synthetic GRID corpus: speakers=${num_speakers} utts_per_speaker=${utts_per_speaker} seed=${seed} -> ${SYNTHGRID}"

@@ -46,7 +46,7 @@ Options (default):
     --data_dir (${data_dir}) --local_dir (${local_dir})
 EOF
 )
-. "$(dirname "$(readlink -f ./path.sh)")/../../../local/data_options.sh"
+. "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/../../../../local/data_options.sh"
 [ -n "${VOXCELEB2:-}" ] || { log "Error: VOXCELEB2 is not set: set VOXCELEB2 in $(pwd)/db.sh to the folder that holds dev/mp4/<id>/<video>/<n>.mp4"; exit 1; }
 id_list=${id_list:-${VOXCELEB2_EN_IDS:-}}
 labels=${labels:-${VOXCELEB2_LABELS:-}}
