@@ -35,7 +35,13 @@ still on disk (ESPnet keeps ``keep_nbest_models`` of them) can be averaged:
 ``--nbest`` is reduced to that number with a warning. ``--nbest`` defaults
 to the largest ``keep_nbest_models`` of ``<exp_dir>/config.yaml``. For an
 MSRS sparse retraining the average keeps the pruned weights exactly zero
-(every epoch has them at zero).
+(every epoch has them at zero). With ``--mask <train>/mask.pth`` (the
+recipe gives it for SET/RigL/GMP/CHASE, whose masks change during training)
+the sparsity the model really has over the masked weights is logged next to
+the mask's, with a warning when weights outside the final masks are nonzero:
+an average of epochs with different masks holds the union of their supports.
+``--last_epoch true`` takes the last epoch's model instead of an average
+(the recipe's default for those methods: it holds the final masks).
 """
 
 import argparse
@@ -44,6 +50,8 @@ import os
 import sys
 from pathlib import Path
 from typing import List, Optional, Tuple
+
+from espnet2.utils.types import str2bool
 
 from espnet_msrs.utils.runtime import setup_logging
 
@@ -111,6 +119,47 @@ def _is_current(average: Path, checkpoint: Path, best_epoch: int, n: int) -> boo
     return not average.is_symlink() and average.stat().st_mtime >= checkpoint.stat().st_mtime
 
 
+def _reporter(exp: Path):
+    """ESPnet's reporter state in ``<exp>/checkpoint.pth`` (loaded weights-only)."""
+    from espnet2.train.reporter import Reporter
+
+    from espnet_msrs.utils.safe_load import load_torch_file
+
+    ckpt = exp / "checkpoint.pth"
+    if not ckpt.is_file():
+        raise ValueError(f"{ckpt} not found: is {exp} a finished ESPnet training?")
+    state = load_torch_file(ckpt, what="checkpoint", mmap=True)
+    reporter = Reporter()
+    reporter.load_state_dict(state["reporter"])
+    return reporter
+
+
+def last_epoch_model(exp_dir: str, out: Optional[str] = None) -> Path:
+    """The model of the last epoch of ``exp_dir`` (ESPnet keeps it whatever
+    ``keep_nbest_models`` says), checked weights-only and linked as ``out``.
+
+    For sparse methods whose masks change during training (SET, RigL, GMP,
+    CHASE) this is the model with the final masks at the target sparsity: an
+    average of epochs with different masks would hold the union of their
+    supports, and the best epoch of a GMP run may predate its last pruning.
+
+    Raises:
+        ValueError: No checkpoint, or the last epoch's file missing or unsafe.
+    """
+    from espnet_msrs.utils.safe_load import check_state_dict_file
+
+    exp = Path(exp_dir)
+    epoch = _reporter(exp).get_epoch()
+    target = exp / f"{epoch}epoch.pth"
+    if not target.is_file():
+        raise ValueError(f"the last epoch {epoch} of {exp} has no {target}")
+    check_state_dict_file(target, what="epoch model")
+    if out:
+        _link(Path(out), target)
+    logger.info(f"the last epoch's model: {target}" + (f" (linked as {out})" if out else ""))
+    return target
+
+
 def average_checkpoints(
     exp_dir: str,
     criterion: Tuple[str, str, str] = ("valid", "acc", "max"),
@@ -132,25 +181,14 @@ def average_checkpoints(
         ValueError: No checkpoint, an unknown criterion, no epoch file, or a
             missing, truncated or unsafe file (named).
     """
-    from espnet2.train.reporter import Reporter
-
-    from espnet_msrs.utils.safe_load import (
-        UnsafeFileError,
-        check_state_dict_file,
-        load_torch_file,
-    )
+    from espnet_msrs.utils.safe_load import UnsafeFileError, check_state_dict_file
 
     exp = Path(exp_dir)
     phase, key, mode = criterion
     if mode not in ("max", "min"):
         raise ValueError(f"--criterion mode {mode!r}; allowed: max, min")
     ckpt = exp / "checkpoint.pth"
-    if not ckpt.is_file():
-        raise ValueError(f"{ckpt} not found: is {exp} a finished ESPnet training?")
-    state = load_torch_file(ckpt, what="checkpoint", mmap=True)
-    reporter = Reporter()
-    reporter.load_state_dict(state["reporter"])
-    del state
+    reporter = _reporter(exp)
     if not reporter.has(phase, key):
         raise ValueError(f"--criterion {phase} {key}: not reported in {ckpt}")
     keep, criteria = _training_options(exp)
@@ -216,6 +254,38 @@ def average_checkpoints(
     return target
 
 
+def log_masked_sparsity(model: Path, mask: Path) -> Tuple[float, int]:
+    """Log the sparsity of ``model`` over the weights ``mask`` covers, next to
+    the mask's own; warn, with the count, when weights outside the mask are
+    nonzero (an average of epochs with different masks holds the union of
+    their supports). Regrown weights that are still 0 count as zeros.
+
+    Returns:
+        (model sparsity over the masked weights, nonzero weights outside the mask).
+    """
+    from espnet_msrs.sparsity.folding import masks_sparsity
+    from espnet_msrs.sparsity.mask_file import load_masks
+    from espnet_msrs.utils.safe_load import load_torch_file
+
+    masks = load_masks(mask)
+    state = load_torch_file(model, what="model")
+    absent = sorted(set(masks) - set(state))
+    if absent:
+        raise ValueError(f"{mask} masks weights that {model} does not have, e.g. {absent[:3]}")
+    model_sparsity = masks_sparsity({name: state[name] != 0 for name in masks})
+    outside = sum(int(((state[n] != 0) & ~m.bool()).sum()) for n, m in masks.items())
+    logger.info(f"masked weights of {model}: sparsity={100 * model_sparsity:.1f}% "
+                f"nonzero_outside_mask={outside} (the final masks of {mask}: "
+                f"{100 * masks_sparsity(masks):.1f}%)")
+    if outside:
+        logger.warning(
+            f"{model} is denser than its final masks: {outside} weights outside them are "
+            "nonzero (an average of epochs with different masks holds the union of their "
+            "supports; the last epoch's model holds the final masks)"
+        )
+    return model_sparsity, outside
+
+
 def get_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description="Average the n best checkpoints of an ESPnet training",
@@ -227,13 +297,23 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--nbest", type=int, default=None,
                         help="Epochs to average (default: keep_nbest_models)")
     parser.add_argument("--out", default=None, help="Symlink to the averaged model")
+    parser.add_argument("--last_epoch", type=str2bool, default=False,
+                        help="Take the last epoch's model instead of an average (sparse "
+                             "methods whose masks change); --criterion/--nbest unused")
+    parser.add_argument("--mask", default=None,
+                        help="mask.pth of a sparse training: log the model's sparsity against it")
     return parser
 
 
 def main(cmd: Optional[List[str]] = None) -> None:
     setup_logging(logging.INFO)
     args = get_parser().parse_args(cmd)
-    average_checkpoints(args.exp_dir, tuple(args.criterion), args.nbest, args.out)
+    if args.last_epoch:
+        model = last_epoch_model(args.exp_dir, args.out)
+    else:
+        model = average_checkpoints(args.exp_dir, tuple(args.criterion), args.nbest, args.out)
+    if args.mask:
+        log_masked_sparsity(Path(model), Path(args.mask))
 
 
 if __name__ == "__main__":

@@ -116,8 +116,8 @@ def screen_utterances(
             rate = getattr(loader, "rate", None)
             if sample_rate is not None and rate is not None and int(rate) != sample_rate:
                 bad[uid] = (
-                    f"{name}: audio at {rate} Hz, the model expects {sample_rate} Hz "
-                    "(resample it, e.g. python -m espnet_msrs.bin.resample_audio)"
+                    f"audio at {rate} Hz, the model expects {sample_rate} Hz ({name}; "
+                    "resample it, e.g. python -m espnet_msrs.bin.resample_audio)"
                 )
     return bad
 

@@ -9,8 +9,13 @@ are not part of ESPnet's pip package, so this tool does it::
         --out_pattern exp/x/logdir/keys.JOB.scp --num 4 --keys_only true
     python -m espnet_msrs.bin.split_scp merge \\
         --inputs exp/x/logdir/output.{1,2,3,4}/1best_recog/text \\
-        --out exp/x/decode/test/text --expect_keys dump/raw/test/text
+        --out exp/x/decode/test/text --expect_keys dump/raw/test/text \\
+        --left_out exp/x/logdir/output.{1,2,3,4}/bad_utts.txt \\
+        --left_out_out exp/x/decode/test/bad_utts.txt
 
+Keys that a job left out on purpose and listed with the reason
+(``--left_out``: the decoding jobs' ``bad_utts.txt``) are expected to be
+absent; they are collected into ``--left_out_out``
 (:func:`espnet_msrs.utils.data_dir.split_file` / ``merge_files``).
 """
 
@@ -38,6 +43,10 @@ def get_parser():
     m.add_argument("--out", required=True, help="Output file")
     m.add_argument("--expect_keys", default=None,
                    help="File whose keys the merge should cover (reported)")
+    m.add_argument("--left_out", nargs="*", default=[],
+                   help="Reports '<key>\\t<reason>' of keys the jobs left out (absent on purpose)")
+    m.add_argument("--left_out_out", default=None,
+                   help="Merged --left_out reports (written, empty when none)")
     return parser
 
 
@@ -47,7 +56,7 @@ def main(cmd: Optional[List[str]] = None) -> None:
     if args.command == "split":
         split_file(args.input, args.out_pattern, args.num, args.keys_only)
     else:
-        merge_files(args.inputs, args.out, args.expect_keys)
+        merge_files(args.inputs, args.out, args.expect_keys, args.left_out, args.left_out_out)
 
 
 if __name__ == "__main__":

@@ -7,8 +7,11 @@ Markdown section that says, per test set,
   LRS3 test: 1,321), how many stage 1 listed in ``data/<set>``, how many
   passed stage 3's validation and were decoded;
 * which were dropped and why: stage 1's ``data/<set>/dropped.txt`` (written
-  by the corpus preparations that know it) and stage 3's
-  ``bad_utts.txt``, counted per reason with the utterance ids;
+  by the corpus preparations that know it), stage 3's ``bad_utts.txt`` and
+  the decoding's (stage 11: ``<decode_dir>/<set>/bad_utts.txt``, utterances
+  that failed to load or have another audio rate than the model; their
+  words count as deleted), counted per kind of reason with the utterance
+  ids; the same for the set's noisy copies (``<set>_snr*``);
 * whether the set is also the validation set, or shares utterances with it
   (its WER is then optimistic: the checkpoints were chosen on it);
 * which noise the noisy copies and the training augmentation used
@@ -18,7 +21,7 @@ Markdown section that says, per test set,
 import os
 from collections import Counter
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Sequence, Union
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Union
 
 from espnet_msrs.data_prep.noise import describe_noise
 from espnet_msrs.data_prep.validate import problem_kind
@@ -38,9 +41,9 @@ def _fmt(n: Optional[int]) -> str:
     return "–" if n is None else f"{n:,}"
 
 
-def _by_kind(reasons: Mapping[str, str]) -> str:
+def _by_kind(reasons: Iterable[str]) -> str:
     """``"missing video file: 2, empty text: 1"`` (most frequent first)."""
-    counts = Counter(problem_kind(r) for r in reasons.values())
+    counts = Counter(problem_kind(r) for r in reasons)
     return ", ".join(f"{k}: {v}" for k, v in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
@@ -66,6 +69,7 @@ def describe_test_data(
     dump_root: PathLike = "dump",
     official_sizes: Optional[Mapping[str, int]] = None,
     noises: Optional[Mapping[str, PathLike]] = None,
+    decode_dir: Optional[PathLike] = None,
 ) -> str:
     """The Markdown section (see the module docstring).
 
@@ -76,10 +80,12 @@ def describe_test_data(
         dump_root: Holds ``raw/org/<set>`` (stage 3) and ``raw/<set>``.
         official_sizes: Official utterance counts of some test sets.
         noises: ``"train"`` and/or test set -> noise wav used.
+        decode_dir: The decoding's output root (``<decode_dir>/<set>/bad_utts.txt``).
     """
     data_root, dump_root = Path(data_root), Path(dump_root)
     official_sizes = dict(official_sizes or {})
     valid_keys = set(_keys(dump_root / "raw" / valid_set / "text"))
+    decode_dir = Path(decode_dir) if decode_dir is not None else None
     rows = ["| Test set | Official | Stage 1 (data/) | Valid (stage 3) | Decoded | Dropped | Note |",
             "|:---|---:|---:|---:|---:|:---|:---|"]
     details: List[str] = []
@@ -92,12 +98,22 @@ def describe_test_data(
         official = official_sizes.get(name)
         drops = []
         if official is not None and official != len(listed):
-            why = f" ({_by_kind(dropped1)})" if dropped1 else ""
+            why = f" ({_by_kind(dropped1.values())})" if dropped1 else ""
             drops.append(f"stage 1: {official - len(listed):,} of the official set not listed{why}")
         elif dropped1:
-            drops.append(f"stage 1: {len(dropped1):,} ({_by_kind(dropped1)})")
+            drops.append(f"stage 1: {len(dropped1):,} ({_by_kind(dropped1.values())})")
         if bad:
-            drops.append(f"stage 3: {len(bad):,} ({_by_kind(bad)})")
+            drops.append(f"stage 3: {len(bad):,} ({_by_kind(bad.values())})")
+        left: Dict[str, str] = {}
+        if decode_dir is not None:
+            left = read_report(decode_dir / name / "bad_utts.txt")
+            if left:
+                drops.append(f"decoding: {len(left):,} ({_by_kind(left.values())}; counted as deleted)")
+            noisy = [reason for path in sorted(decode_dir.glob(f"{name}_snr*/bad_utts.txt"))
+                     for reason in read_report(path).values()]
+            if noisy:
+                drops.append(f"decoding of its noisy copies: {len(noisy):,} "
+                             f"({_by_kind(noisy)}; {decode_dir}/{name}_snr*/bad_utts.txt)")
         note = ""
         overlap = valid_keys & set(decoded)
         if name == valid_set:
@@ -106,17 +122,18 @@ def describe_test_data(
             note = (f"**{len(overlap):,} of {len(decoded):,} utterances are also in the validation "
                     f"set {valid_set}**: its WER is optimistic")
         rows.append(f"| {name} | {_fmt(official)} | {_fmt(len(listed))} | "
-                    f"{_fmt(len(valid3))} | {_fmt(len(decoded))} | {'; '.join(drops) or 'none'} "
+                    f"{_fmt(len(valid3))} | {_fmt(len(decoded) - len(left))} | {'; '.join(drops) or 'none'} "
                     f"| {note} |")
-        listed_drops = {**dropped1, **bad}
+        listed_drops = {**dropped1, **bad, **left}
         if listed_drops:
             details.append(f"Dropped from {name}:")
             for uid in sorted(listed_drops)[:MAX_LISTED]:
                 details.append(f"- `{uid}`: {listed_drops[uid]}")
             if len(listed_drops) > MAX_LISTED:
                 details.append(f"- … {len(listed_drops) - MAX_LISTED:,} more in "
-                               f"{dump_root}/raw/org/{name}/bad_utts.txt and "
-                               f"{data_root}/{name}/dropped.txt")
+                               f"{data_root}/{name}/dropped.txt, "
+                               f"{dump_root}/raw/org/{name}/bad_utts.txt"
+                               + (f", {decode_dir}/{name}/bad_utts.txt" if decode_dir else ""))
             details.append("")
     lines = ["## Test data", "", *rows, ""]
     if details:

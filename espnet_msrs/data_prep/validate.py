@@ -26,6 +26,7 @@ import json
 import logging
 import math
 import os
+import re
 import struct
 from collections import Counter
 from dataclasses import dataclass
@@ -279,9 +280,33 @@ def read_texts(path: PathLike) -> Tuple[Dict[str, str], Dict[str, str]]:
     return texts, bad
 
 
+#: A word that is (part of) a path: absolute, two separators, or a file name.
+_PATH_WORD = re.compile(r"^[/\\~]|[/\\].*[/\\]|\.[A-Za-z][A-Za-z0-9]{1,3}[,;]?$")
+_TRAILING = {"in", "of", "at", "for", "from"}
+
+
 def problem_kind(reason: str) -> str:
-    """The kind of a bad-utterance reason (``"missing video file"``, …)."""
-    return reason.split(":")[0].split(" (")[0]
+    """The kind of a bad-utterance reason, without the file it names, so that
+    reasons count per kind: ``"missing video file /a/b.mp4"`` -> ``"missing
+    video file"``, ``"corrupt video /a/b.mp4: moov atom not found"`` ->
+    ``"corrupt video"``, ``"/a/b.txt: empty transcript"`` -> ``"empty
+    transcript"``, ``"2 audio channels in /a/b.wav, expected mono"`` ->
+    ``"2 audio channels"``.
+
+    The first ``": "``-separated part that says something besides a path,
+    up to its first path-like word (or ``" ("``), trailing prepositions cut.
+    """
+    for part in reason.split(": "):
+        words = []
+        for word in part.split(" (")[0].split():
+            if _PATH_WORD.search(word):
+                break
+            words.append(word)
+        while words and words[-1] in _TRAILING:
+            words.pop()
+        if words:
+            return " ".join(words).rstrip(",;")
+    return reason.strip()
 
 
 def log_problem_kinds(

@@ -439,7 +439,11 @@ def split_file(path: PathLike, out_pattern: str, num: int, keys_only: bool = Fal
 
 
 def merge_files(
-    inputs: Sequence[PathLike], out: PathLike, expect_keys: Optional[PathLike] = None
+    inputs: Sequence[PathLike],
+    out: PathLike,
+    expect_keys: Optional[PathLike] = None,
+    left_out: Sequence[PathLike] = (),
+    left_out_out: Optional[PathLike] = None,
 ) -> Dict[str, List[str]]:
     """Merge ``<key> ...`` files into ``out`` sorted by key.
 
@@ -448,12 +452,19 @@ def merge_files(
         out: Output file.
         expect_keys: A file whose first column lists the keys the merge should
             hold; missing/unexpected keys are reported (not an error).
+        left_out: Reports (``<key>\\t<reason>``, e.g. the decoding jobs'
+            ``bad_utts.txt``) of keys their jobs left out on purpose: an
+            expected key listed there is not "missing" but "left_out" (its
+            hypothesis is absent; scoring counts it as deleted).
+        left_out_out: Where the merged ``left_out`` reports go (written even
+            when empty, so an old list never outlives a new merge).
 
     Returns:
-        ``{"missing": [...], "unexpected": [...]}``.
+        ``{"missing": [...], "unexpected": [...], "left_out": [...]}``.
 
     Raises:
-        ValueError: A missing part or a key present twice.
+        ValueError: A missing part, a key present twice, or a key both in a
+            part and in a ``left_out`` report.
     """
     entries: Dict[str, str] = {}
     for path in inputs:
@@ -464,10 +475,17 @@ def merge_files(
             if key in entries:
                 raise ValueError(f"merge: key {key!r} appears twice (again in {path})")
             entries[key] = line
-    report: Dict[str, List[str]] = {"missing": [], "unexpected": []}
+    reasons: Dict[str, str] = {}
+    for path in left_out:
+        for key, why in read_report(path).items():
+            if key in entries:
+                raise ValueError(f"merge: key {key!r} is listed as left out in {path} "
+                                 "but has an entry in a part")
+            reasons[key] = why
+    report: Dict[str, List[str]] = {"missing": [], "unexpected": [], "left_out": sorted(reasons)}
     if expect_keys is not None:
         expected = [line.split(maxsplit=1)[0] for line in _non_empty_lines(expect_keys)]
-        report["missing"] = sorted(set(expected) - set(entries))
+        report["missing"] = sorted(set(expected) - set(entries) - set(reasons))
         report["unexpected"] = sorted(set(entries) - set(expected))
         for what in ("missing", "unexpected"):
             if report[what]:
@@ -475,6 +493,12 @@ def merge_files(
                     "merge %s: %d %s key(s), e.g. %s", out, len(report[what]), what,
                     report[what][:3],
                 )
+    if reasons:
+        logger.warning("merge %s: %d key(s) left out by their jobs, e.g. %s: %s%s", out,
+                       len(reasons), report["left_out"][0], reasons[report["left_out"][0]],
+                       f"; all listed in {left_out_out}" if left_out_out else "")
+    if left_out_out is not None:
+        write_report(left_out_out, sorted(reasons.items()))
     write_if_changed(out, "".join(entries[k] + "\n" for k in sorted(entries)))
     logger.info("merged %d parts (%d lines) into %s", len(inputs), len(entries), out)
     return report

@@ -101,3 +101,40 @@ def test_a_payload_in_the_checkpoint_is_refused(exp, tmp_path):
     with pytest.raises(ValueError, match=r"checkpoint.pth: refusing to load this checkpoint"):
         average_checkpoints(str(exp))
     assert not marker.exists()
+
+
+def test_the_sparsity_of_an_average_is_checked_against_the_final_masks(tmp_path, caplog):
+    """SET/RigL/GMP/CHASE change their masks: an average of two epochs with
+    different masks has nonzeros outside the final masks (the union of the
+    supports); a weight regrown at 0 still counts as a zero."""
+    from espnet_msrs.bin.average_checkpoints import log_masked_sparsity
+    from espnet_msrs.sparsity.mask_file import save_masks
+
+    first = torch.tensor([[1.0, 0.0, 2.0, 0.0]])   # epoch a: active 0, 2
+    last = torch.tensor([[0.0, 0.0, 4.0, 0.0]])    # epoch b: active 1 (regrown, still 0), 2
+    save_masks({"w": torch.tensor([[False, True, True, False]])}, tmp_path / "mask.pth")
+    torch.save({"w": last, "b": torch.ones(2)}, tmp_path / "last.pth")
+    torch.save({"w": (first + last) / 2, "b": torch.ones(2)}, tmp_path / "ave.pth")
+    with caplog.at_level(logging.INFO):
+        assert log_masked_sparsity(tmp_path / "last.pth", tmp_path / "mask.pth") == (0.75, 0)
+    assert "sparsity=75.0% nonzero_outside_mask=0 (the final masks of" in caplog.text
+    assert ": 50.0%)" in caplog.text and "denser" not in caplog.text
+    with caplog.at_level(logging.INFO):
+        assert log_masked_sparsity(tmp_path / "ave.pth", tmp_path / "mask.pth") == (0.5, 1)
+    assert "is denser than its final masks: 1 weights outside them are nonzero" in caplog.text
+    torch.save({"v": last}, tmp_path / "other.pth")
+    with pytest.raises(ValueError, match=r"masks weights that .*other.pth does not have, e.g. \['w'\]"):
+        log_masked_sparsity(tmp_path / "other.pth", tmp_path / "mask.pth")
+
+
+def test_the_last_epochs_model_is_linked_and_checked(exp, caplog):
+    from espnet_msrs.bin.average_checkpoints import last_epoch_model, main
+
+    out = exp / "valid.acc.ave.pth"
+    with caplog.at_level(logging.INFO):
+        assert last_epoch_model(str(exp), str(out)) == exp / "2epoch.pth"
+    assert os.readlink(out) == "2epoch.pth"
+    assert "the last epoch's model:" in caplog.text
+    truncate(exp / "2epoch.pth")
+    with pytest.raises(ValueError, match="2epoch.pth"):
+        main(["--exp_dir", str(exp), "--last_epoch", "true", "--out", str(out)])

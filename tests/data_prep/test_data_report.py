@@ -30,15 +30,23 @@ def test_dropped_utterances_validation_overlap_and_noise(tmp_path):
     sf.write(tmp_path / "u.wav", np.random.default_rng(0).standard_normal(1600) * 0.1, 16000)
     (tmp_path / "wav.scp").write_text(f"u {tmp_path / 'u.wav'}\n")
     noise = make_babble(tmp_path / "wav.scp", tmp_path / "babble.wav", num_utts=3)
+    decode = tmp_path / "decode"  # stage 11 left t2 out (and t1 of one noisy copy)
+    write_report(decode / "test" / "bad_utts.txt",
+                 [("t2", "audio at 8000 Hz, the model expects 16000 Hz (speech; resample it)")])
+    write_report(decode / "test_snr0" / "bad_utts.txt", [("t1", "RuntimeError: bad file")])
+    write_report(decode / "test_snr5" / "bad_utts.txt", [])
     section = describe_test_data(["test", "dev_clean"], "dev", data, dump,
                                 official_sizes=parse_sizes("test=6"),
-                                noises={"train": noise, "test": noise})
+                                noises={"train": noise, "test": noise}, decode_dir=decode)
     rows = section.splitlines()
     assert rows[0] == "## Test data"
     test_row = next(r for r in rows if r.startswith("| test |"))
-    assert test_row == ("| test | 6 | 5 | 3 | 3 | stage 1: 1 of the official set not listed "
-                        "(/x/t9.txt: 1); stage 3: 2 (corrupt video /x/t3.mp4: 1, empty text: 1) "
-                        "|  |")
+    assert test_row == ("| test | 6 | 5 | 3 | 2 | stage 1: 1 of the official set not listed "
+                        "(empty transcript: 1); stage 3: 2 (corrupt video: 1, empty text: 1); "
+                        "decoding: 1 (audio at 8000 Hz, the model expects 16000 Hz: 1; counted "
+                        "as deleted); decoding of its noisy copies: 1 (RuntimeError: 1; "
+                        f"{decode}/test_snr*/bad_utts.txt) |  |")
+    assert "- `t2`: audio at 8000 Hz, the model expects 16000 Hz (speech; resample it)" in rows
     dev_row = next(r for r in rows if r.startswith("| dev_clean |"))
     assert dev_row.endswith("| **2 of 2 utterances are also in the validation set dev**: "
                             "its WER is optimistic |")

@@ -5,7 +5,10 @@ as a user runs it (``./run.sh``), in a sandbox copy of the recipe.
 A broken stage fails here: every stage must write its real outputs (data
 directories, markers, the MSRS mask, the averaged model, decodings,
 RESULTS.md with WER lines, the packed zip and its check), and a second run
-must redo nothing. About 3 minutes on 2 CPU cores.
+must redo nothing. Stages 1-7 are the session's ``micro_data`` (run once,
+shared with the other recipe tests): ``./run.sh --stop_stage 7`` there,
+then ``./run.sh`` in a copy of that directory, which finds stages 1-7 done
+and runs 8-13. About 3 minutes on 2 CPU cores.
 """
 
 import json
@@ -16,16 +19,10 @@ import pytest
 import torch
 import yaml
 
-from tests.recipe.fixtures import recipe_sandbox, run_recipe
+from tests.recipe.fixtures import MICRO_OPTS, micro_recipe, run_recipe
 
 SPEAKERS, SENTENCES, VALID, TEST = 2, 8, 1, 2
-MICRO = (
-    "--local_data_opts",
-    f"--num_speakers {SPEAKERS} --utts_per_speaker {SENTENCES} --num_valid {VALID} "
-    f"--num_test {TEST} --seed 0 --nj 2",
-    "--asr_args", "--max_epoch 1",
-    "--noise_num_utts", "4",
-)
+MICRO = (*MICRO_OPTS, "--asr_args", "--max_epoch 1")
 TAG = "av_msrs_sparse"
 DECODE = "decode_decode_asr_valid_acc_ave"
 NOISY = ("test_snr-7.5", "test_snr-2.5", "test_snr2.5", "test_snr7.5", "test_snr12.5")
@@ -33,24 +30,32 @@ _STAGE_LINE = re.compile(r"\) Stage (\d+): (.*)$", re.M)
 
 
 @pytest.fixture(scope="module")
-def micro(tmp_path_factory):
-    recipe = recipe_sandbox("synthgrid", "avsr1", tmp_path_factory.mktemp("micro"))
+def micro(micro_data, tmp_path_factory):
+    recipe = micro_recipe(micro_data, tmp_path_factory.mktemp("micro"))
     first = run_recipe(recipe, *MICRO)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     second = run_recipe(recipe, *MICRO)
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
-    return {"recipe": recipe, "exp": recipe / "exp" / TAG, "first": first, "second": second}
+    return {"recipe": recipe, "exp": recipe / "exp" / TAG, "prep": micro_data["proc"],
+            "first": first, "second": second}
 
 
 def _lines(path):
     return [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
+def _started(proc):
+    return {int(n) for n, what in _STAGE_LINE.findall(proc.stdout) if "done already" not in what}
+
+
 def test_every_stage_runs_and_finishes(micro):
-    out = micro["first"].stdout
-    started = {int(n) for n, what in _STAGE_LINE.findall(out) if "done already" not in what}
-    assert started == set(range(1, 14))
-    assert "Successfully finished" in out
+    assert _started(micro["prep"]) == set(range(1, 8))
+    # in the copy, stages 1-7 hold (their markers and outputs moved along)
+    done = {int(n) for n, what in _STAGE_LINE.findall(micro["first"].stdout)
+            if "done already" in what}
+    assert done == set(range(1, 8))
+    assert _started(micro["first"]) == set(range(8, 14))
+    assert "Successfully finished" in micro["first"].stdout
 
 
 def test_data_directories(micro):
@@ -107,6 +112,12 @@ def test_retraining_averaging_and_decoding(micro):
         assert (model[name][m == 0] == 0).all(), name
     config = yaml.safe_load((exp / "train" / "config.yaml").read_text())
     assert config["msrs_conf"]["mode"] == "sparse"
+    # training noise: stage 6's babble, given by avsr.sh (the demo configs name none)
+    for stage, phase in ((8, "mask_search"), (9, "train")):
+        config = yaml.safe_load((exp / phase / "config.yaml").read_text())
+        assert config["preprocessor_conf"]["babble_path"] == "dump/noise/babble_train.wav"
+        assert (f"Stage {stage}: training noise: dump/noise/babble_train.wav (synthetic babble, "
+                "stage 6)") in micro["first"].stdout
     test_keys = [line.split()[0] for line in _lines(micro["recipe"] / "dump/raw/test/text")]
     for name in ("test",) + NOISY:
         hyp = _lines(exp / DECODE / name / "text")
@@ -205,3 +216,29 @@ def test_new_decoding_options_or_a_new_model_decode_again(micro):
     assert changed.returncode == 0, changed.stdout[-3000:] + changed.stderr[-3000:]
     assert "Stage 11: decoding (2 jobs, av)" in changed.stdout
     assert "done already" not in changed.stdout
+
+
+def test_an_utterance_that_fails_to_load_at_decoding_is_left_out_and_counted(micro):
+    """Stage 11 leaves out what cannot be decoded (decode_sets' bad_utts.txt),
+    the merge accepts it, RESULTS.md counts it as dropped with the reason and
+    the scorer counts its words as deleted."""
+    recipe, exp = micro["recipe"], micro["exp"]
+    uid, wav = _lines(recipe / "dump/raw/test/wav.scp")[0].split(maxsplit=1)
+    (recipe / wav).write_bytes(b"RIFF-not-a-wav")
+    proc = run_recipe(recipe, "--stage", "11", "--stop_stage", "12", "--snrs", "12.5",
+                      "--inference_args", "--beam_size 2")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert (f"Stage 11: test: 1 utterance(s) left out of decoding (unreadable or another "
+            f"audio rate), listed in exp/{TAG}/{DECODE}/test/bad_utts.txt") in proc.stdout
+    left = _lines(exp / DECODE / "test" / "bad_utts.txt")
+    assert [line.split("\t")[0] for line in left] == [uid]
+    hyps = [line.split()[0] for line in _lines(exp / DECODE / "test" / "text")]
+    assert uid not in hyps and len(hyps) == SPEAKERS * TEST - 1
+    result = json.loads((exp / DECODE / "test" / "score" / "result.json").read_text())
+    assert result["missing_hyps"] == [uid]
+    results = (exp / "RESULTS.md").read_text()
+    row = next(r for r in results.splitlines() if r.startswith("| test | – |"))
+    n = SPEAKERS * TEST
+    assert row.startswith(f"| test | – | {n} | {n} | {n - 1} | decoding: 1 (")
+    assert "counted as deleted" in row
+    assert f"- `{uid}`: " in results

@@ -4,6 +4,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -74,40 +75,40 @@ def test_stage9_starts_from_the_frontend_of_another_model(tmp_path):
 
 # ------------------------------------------------- the demo recipe, each method
 METHODS = ("set", "rigl", "gmp", "chase")
-MICRO = (
-    "--local_data_opts",
-    "--num_speakers 2 --utts_per_speaker 8 --num_valid 1 --num_test 2 --seed 0 --nj 2",
-    "--noise_num_utts", "4",
-)
-# one epoch; small batches and update intervals so that every method updates
-# its masks within it (the tiny train set has 10 utterances)
+# one epoch (SET: two, and stage 10); small batches and update intervals so
+# that every method updates its masks within an epoch (the micro train set
+# has 10 utterances)
 SCHEDULES = {
     "set": "--msrs_conf update_interval=1",
     "rigl": "--msrs_conf update_interval=1 --msrs_conf end_fraction=0.9",
     "gmp": "--msrs_conf update_interval=1 --msrs_conf end_fraction=0.8",
     "chase": "--msrs_conf update_interval=1 --msrs_conf channel_interval=1",
 }
+EPOCHS = {"set": 2}
+
+
+def _args(method):
+    return ("--method", method, "--asr_args",
+            f"--max_epoch {EPOCHS.get(method, 1)} --batch_size 2 {SCHEDULES[method]}")
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    """The synthgrid demo recipe: data stages once, then stage 9 per method."""
-    from tests.recipe.fixtures import recipe_sandbox, run_recipe
+def demo(micro_data, tmp_path_factory):
+    """The synthgrid demo recipe on the session's micro data (stages 1-7
+    done), then stage 9 per method (SET: stages 9-10)."""
+    from tests.recipe.fixtures import MICRO_OPTS, micro_recipe, run_recipe
 
-    recipe = recipe_sandbox("synthgrid", "avsr1", tmp_path_factory.mktemp("baselines"))
-    prep = run_recipe(recipe, *MICRO, "--stage", "1", "--stop_stage", "7")
-    assert prep.returncode == 0, prep.stdout[-3000:] + prep.stderr[-3000:]
+    recipe = micro_recipe(micro_data, tmp_path_factory.mktemp("baselines"))
     runs = {}
     for method in METHODS:
-        runs[method] = run_recipe(
-            recipe, *MICRO, "--stage", "9", "--stop_stage", "9", "--method", method,
-            "--asr_args", f"--max_epoch 1 --batch_size 2 {SCHEDULES[method]}",
-        )
+        last = "10" if method == "set" else "9"
+        runs[method] = run_recipe(recipe, *MICRO_OPTS, "--stage", "9", "--stop_stage", last,
+                                  *_args(method))
     return recipe, runs
 
 
 @pytest.mark.parametrize("method", METHODS)
-def test_one_epoch_of_each_method_through_the_demo_recipe(demo, method):
+def test_each_method_through_the_demo_recipe(demo, method):
     recipe, runs = demo
     result = runs[method]
     train_dir = recipe / "exp" / f"av_{method}" / "train"
@@ -120,8 +121,9 @@ def test_one_epoch_of_each_method_through_the_demo_recipe(demo, method):
     assert f"sparsity_prunable=40.0%" in result.stdout
     # masks changed during the epoch (logged by the mask mechanism)
     assert f"mode={method} step=" in log
-    # the model file is a plain ESPnet state dict with the zeros in its weights
-    model = torch.load(train_dir / "1epoch.pth", map_location="cpu", weights_only=True)
+    # the last model file is a plain ESPnet state dict with the final zeros in its weights
+    last = train_dir / f"{EPOCHS.get(method, 1)}epoch.pth"
+    model = torch.load(last, map_location="cpu", weights_only=True)
     masks = torch.load(train_dir / "mask.pth", weights_only=True)["masks"]
     assert not any("mask" in key for key in model)
     zeros = sum(int((model[name] == 0).sum()) for name in masks)
@@ -129,3 +131,38 @@ def test_one_epoch_of_each_method_through_the_demo_recipe(demo, method):
     assert zeros >= inactive > 0
     for name, mask in masks.items():
         assert not model[name][~mask].any(), name
+
+
+def test_stage10_takes_the_last_epoch_of_a_method_whose_masks_change(demo):
+    """Averaging epochs with different masks unions their supports: for SET
+    (RigL, GMP, CHASE) stage 10 takes the last epoch's model, which holds the
+    final masks, unless --nbest_average says otherwise, and logs the
+    sparsity the model has."""
+    from tests.recipe.fixtures import MICRO_OPTS, run_recipe
+
+    recipe, runs = demo
+    out = runs["set"].stdout
+    assert runs["set"].returncode == 0, out[-3000:] + runs["set"].stderr[-3000:]
+    assert ("Stage 10: the last epoch's model (method=set changes its masks during training; "
+            "an average would hold the union of their supports") in out
+    train_dir = recipe / "exp" / "av_set" / "train"
+    model_file = train_dir / "valid.acc.ave.pth"
+    assert model_file.resolve() == (train_dir / "2epoch.pth").resolve()
+    masks = torch.load(train_dir / "mask.pth", weights_only=True)["masks"]
+
+    def outside(model):  # nonzero weights where the final masks are 0
+        return sum(int(model[name][~mask].count_nonzero()) for name, mask in masks.items())
+
+    assert outside(torch.load(model_file, weights_only=True)) == 0
+    assert re.search(r"Stage 10: masked weights of \S+: sparsity=[0-9.]+% nonzero_outside_mask=0 "
+                     r"\(the final masks of \S+: 40\.0%\)", out)
+    assert "denser" not in out
+    # asked to average both epochs: done, with a warning naming what it costs
+    both = run_recipe(recipe, *MICRO_OPTS, "--stage", "10", "--stop_stage", "10",
+                      *_args("set"), "--nbest_average", "2")
+    assert both.returncode == 0, both.stdout[-3000:] + both.stderr[-3000:]
+    assert "Stage 10: model averaging (valid acc max, nbest=2)" in both.stdout
+    n = int(re.search(r"nonzero_outside_mask=(\d+)", both.stdout)[1])
+    assert n > 0
+    assert f"is denser than its final masks: {n} weights outside them are nonzero" in both.stdout
+    assert outside(torch.load(model_file, weights_only=True)) == n

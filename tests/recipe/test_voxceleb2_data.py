@@ -215,6 +215,25 @@ def test_automatic_labels_from_packed_model(vox, packed_model, tmp_path):
     assert not (local / "unlabelled.tsv").read_text()
 
 
+@pytest.mark.parametrize("attack", ["payload", "outside"])
+def test_automatic_labels_refuse_a_crafted_model(micro_zip, micro_exp, tmp_path, attack):
+    """The labelling model is unpacked safely: a payload in its .pth never
+    runs and a meta.yaml entry outside the archive is refused."""
+    from espnet_msrs.utils.safe_load import UnsafeFileError
+    from tests.helpers.micro_model import outside_path_zip, payload_zip
+
+    transcribe = load_recipe_module("voxceleb2", "avsr1", "transcribe")
+    bad, marker = tmp_path / "bad.zip", tmp_path / "payload_ran"
+    if attack == "payload":
+        payload_zip(micro_zip, bad, marker)
+    else:
+        outside_path_zip(micro_zip, bad, micro_exp["model"].resolve())
+    expected = {"payload": "refusing to load", "outside": "points outside the packed model"}
+    with pytest.raises(UnsafeFileError, match=expected[attack]):
+        transcribe.load_model(str(bad), cache_dir=str(tmp_path / "cache"))
+    assert not marker.exists()
+
+
 def test_clip_list_errors(tmp_path):
     transcribe = load_recipe_module("voxceleb2", "avsr1", "transcribe")
     (tmp_path / "clips.tsv").write_text("u1\tdev/mp4/a/b/00001.mp4\t\n")

@@ -147,10 +147,37 @@ def test_split_then_merge_round_trip(tmp_path):
     report = merge_files(parts[::-1], str(tmp_path / "merged"), expect_keys=str(text))
     assert (tmp_path / "merged").read_text().splitlines() == [
         f"u{i:02d} HYP u{i:02d}" for i in range(7)]
-    assert report == {"missing": [], "unexpected": []}
+    assert report == {"missing": [], "unexpected": [], "left_out": []}
     report = merge_files(parts[:2], str(tmp_path / "m2"), expect_keys=str(text))
     assert report["missing"] == ["u05", "u06"]
     with pytest.raises(ValueError, match="appears twice"):
         merge_files([parts[0], parts[0]], str(tmp_path / "m3"))
     with pytest.raises(ValueError, match="does not exist"):
         merge_files([str(tmp_path / "nope")], str(tmp_path / "m4"))
+
+
+def test_merge_accepts_keys_the_jobs_left_out(tmp_path, caplog):
+    """Decoding jobs list the utterances they left out (bad_utts.txt): those
+    keys are absent on purpose, collected with their reasons, not 'missing'."""
+    text = tmp_path / "text"
+    text.write_text("".join(f"u{i} W\n" for i in range(4)))
+    (tmp_path / "hyp.1").write_text("u0 A\n")
+    (tmp_path / "hyp.2").write_text("u3 B\n")
+    (tmp_path / "bad.1").write_text("u1\tRuntimeError: cannot read\n")
+    (tmp_path / "bad.2").write_text("")
+    out, bad = tmp_path / "merged", tmp_path / "bad_utts.txt"
+    bad.write_text("old\tstale\n")  # an old list never outlives a new merge
+    with caplog.at_level("WARNING"):
+        report = merge_files([tmp_path / "hyp.1", tmp_path / "hyp.2"], out, text,
+                             left_out=[tmp_path / "bad.1", tmp_path / "bad.2"],
+                             left_out_out=bad)
+    assert report == {"missing": ["u2"], "unexpected": [], "left_out": ["u1"]}
+    assert out.read_text() == "u0 A\nu3 B\n"
+    assert bad.read_text() == "u1\tRuntimeError: cannot read\n"
+    assert "1 key(s) left out by their jobs, e.g. u1: RuntimeError: cannot read" in caplog.text
+    assert "1 missing key(s), e.g. ['u2']" in caplog.text
+    merge_files([tmp_path / "hyp.1"], out, left_out=[tmp_path / "bad.2"], left_out_out=bad)
+    assert bad.read_text() == ""
+    (tmp_path / "bad.3").write_text("u0\tlisted but decoded\n")
+    with pytest.raises(ValueError, match="'u0' is listed as left out in .*bad.3"):
+        merge_files([tmp_path / "hyp.1"], out, left_out=[tmp_path / "bad.3"])

@@ -128,7 +128,8 @@ init_frontend=       # Model .pth of another experiment whose frontend.* initial
 tag=                 # Experiment name (default: <modality>_<method>[_<retrain_mode>]).
 stats_dir=           # Collect-stats dir (default: exp/asr_stats_<modality>_<token>).
 resume=true          # Resume interrupted training from exp/.../checkpoint.pth.
-nbest_average=       # Stage 10: average this many best checkpoints (default: keep_nbest_models).
+nbest_average=       # Stage 10: average this many best checkpoints (default: keep_nbest_models;
+                     # set | rigl | gmp | chase, whose masks change: the last epoch's model).
 best_criterion="valid acc max" # Stage 10 criterion (phase key max|min).
 
 # Decoding
@@ -189,7 +190,7 @@ the value this run would use (the recipe's run.sh and the command line set them)
   --tag                     experiment name, default <modality>_<method>[_<retrain_mode>] (${tag:-${modality}_${method}$([ "${method}" = msrs ] && echo "_${retrain_mode}")})
   --stats_dir               collect-stats directory
   --resume                  resume interrupted training (${resume})
-  --nbest_average           checkpoints averaged at stage 10 (keep_nbest_models)
+  --nbest_average           checkpoints averaged at stage 10 ($([ -n "${nbest_average}" ] && echo "${nbest_average}" || case ${method} in (set|rigl|gmp|chase) echo "none: ${method} changes its masks, the last epoch's model";; (*) echo keep_nbest_models;; esac))
   --best_criterion          "phase key max|min" (${best_criterion})
  Decoding and scoring:
   --inference_config --inference_args --inference_tag   (${inference_config}, "${inference_args}", ${inference_tag})
@@ -825,6 +826,26 @@ _common_train_opts() {
              --resume "${resume}")
 }
 
+# Babble noise for training augmentation (audio and AV, MSRS/LR-SMS: SNRs
+# of preprocessor_conf.noise_snrs): stage 6's noise (NOISEX_BABBLE or
+# synthetic) given to the av preprocessor, unless the config names its own
+# babble_path. _babble_opts <config> sets _babble (the options), _babble_sig
+# (stage 6's marker when they are used) and _babble_note (for the log).
+_babble_opts() {
+    _babble=(); _babble_sig=(); _babble_note=""
+    ${uses_audio} || return 0
+    grep -qE '^preprocessor: *av *(#.*)?$' "$1" || return 0
+    if grep -E '^ +babble_path:' "$1" | grep -qvE 'babble_path: *(null|~)? *(#.*)?$'; then
+        _babble_note="training noise: the babble_path of $1"
+    elif [ -f "${babble_train}" ]; then
+        _babble=(--preprocessor_conf "babble_path=${babble_train}")
+        _babble_sig=("$(_msig "${noise_dir}/.done")")
+        _babble_note="training noise: ${babble_train} ($([ -n "${NOISEX_BABBLE}" ] && echo "NOISEX_BABBLE=${NOISEX_BABBLE}" || echo "synthetic babble"), stage 6)"
+    else
+        _babble_note="WARNING: no ${babble_train} (run stage 6): training without babble noise"
+    fi
+}
+
 if [ "${stage}" -le 8 ] && [ "${stop_stage}" -ge 8 ]; then
     _timed 8
     if [ "${method}" != msrs ]; then
@@ -835,8 +856,9 @@ if [ "${stage}" -le 8 ] && [ "${stop_stage}" -ge 8 ]; then
         _search_fraction=()   # signatures of full-data searches stay as they were
         [ "${search_data_fraction}" != 1.0 ] && [ "${search_data_fraction}" != 1 ] \
             && _search_fraction=("fraction=${search_data_fraction}" "seed=${search_data_seed}")
+        _babble_opts "${search_config}"
         sig=$(_sig "${asr_args}" "${search_args}" "$(_fsig "${search_config}")" "$(_msig "${stats_dir}/.done")" \
-            "${_frontend_sig[@]}" ${_search_fraction[@]+"${_search_fraction[@]}"})
+            "${_frontend_sig[@]}" ${_search_fraction[@]+"${_search_fraction[@]}"} ${_babble_sig[@]+"${_babble_sig[@]}"})
         if _is_done "${marker}" "${sig}"; then
             log "Stage 8: MSRS mask search: done already (${search_dir})"
         else
@@ -844,6 +866,7 @@ if [ "${stage}" -le 8 ] && [ "${stop_stage}" -ge 8 ]; then
             [ ${#_search_fraction[@]} -gt 0 ] && _search_train=${search_dir}/data/${train_set}
             log "Stage 8: MSRS mask search: ${_search_train} with ${search_config} -> ${search_dir}/{mask.pth,init.pth,sparsity_report.json}"
             _prepare_train_dir "${search_dir}" "${sig}"
+            [ -z "${_babble_note}" ] || log "Stage 8: ${_babble_note}"
             if [ ${#_search_fraction[@]} -gt 0 ]; then
                 log "Stage 8: searching on ${search_data_fraction} of ${dumpdir}/raw/${train_set} (seed ${search_data_seed}; stage 9 trains on all of it) -> ${_search_train}"
                 _run "${search_dir}/log/subset.log" "${python}" -m espnet_msrs.bin.subset_data \
@@ -857,7 +880,7 @@ if [ "${stage}" -le 8 ] && [ "${stop_stage}" -ge 8 ]; then
             fi
             # shellcheck disable=SC2086
             _train "${search_dir}/train.log" "${search_dir}" "${_common[@]}" \
-                --config "${search_config}" --msrs_conf mode=search "${_frontend_init[@]}" \
+                --config "${search_config}" --msrs_conf mode=search "${_frontend_init[@]}" ${_babble[@]+"${_babble[@]}"} \
                 --output_dir "${search_dir}" ${asr_args} ${search_args}
             for _f in mask.pth init.pth sparsity_report.json; do
                 [ -f "${search_dir}/${_f}" ] || die "the mask search did not write ${search_dir}/${_f}; see ${search_dir}/train.log"
@@ -903,7 +926,8 @@ if [ "${stage}" -le 9 ] && [ "${stop_stage}" -ge 9 ]; then
         _init+=("${_frontend_init[@]}")
     fi
     marker=${train_dir}/.done
-    sig=$(_sig "${method}" "${retrain_mode}" "${asr_args}" "$(_fsig "${asr_config}")" "$(_msig "${_up[@]}")" "${_frontend_sig[@]}" "${_bsig[@]}")
+    _babble_opts "${asr_config}"
+    sig=$(_sig "${method}" "${retrain_mode}" "${asr_args}" "$(_fsig "${asr_config}")" "$(_msig "${_up[@]}")" "${_frontend_sig[@]}" "${_bsig[@]}" ${_babble_sig[@]+"${_babble_sig[@]}"})
     if _is_done "${marker}" "${sig}"; then
         log "Stage 9: training: done already (${train_dir})"
     else
@@ -916,10 +940,11 @@ if [ "${stage}" -le 9 ] && [ "${stop_stage}" -ge 9 ]; then
         [ ${#_bsig[@]} -gt 0 ] && _what="${method} sparse training (sparsity ${sparsity})"
         log "Stage 9: ${_what}: ${dumpdir}/raw/${train_set} with ${asr_config} -> ${train_dir}"
         _prepare_train_dir "${train_dir}" "${sig}"
+        [ -z "${_babble_note}" ] || log "Stage 9: ${_babble_note}"
         _common_train_opts
         # shellcheck disable=SC2086
         _train "${train_dir}/train.log" "${train_dir}" "${_common[@]}" --config "${asr_config}" \
-            "${_init[@]}" --output_dir "${train_dir}" ${asr_args}
+            "${_init[@]}" ${_babble[@]+"${_babble[@]}"} --output_dir "${train_dir}" ${asr_args}
         if [ ${#_bsig[@]} -gt 0 ]; then
             [ -f "${train_dir}/sparsity_report.json" ] || die "${method} training did not write ${train_dir}/sparsity_report.json; see ${train_dir}/train.log"
             "${python}" - "${train_dir}/sparsity_report.json" <<'EOF' | while read -r line; do log "${line}"; done
@@ -937,17 +962,39 @@ fi
 if [ "${stage}" -le 10 ] && [ "${stop_stage}" -ge 10 ]; then
     _timed 10
     marker=${train_dir}/.done.average
-    sig=$(_sig "${nbest_average}" "${best_criterion}" "${inference_asr_model}" "$(_msig "${train_dir}/.done")")
+    # set | rigl | gmp | chase change their masks during training: an average
+    # of epochs with different masks holds the union of their supports (a
+    # denser model than --sparsity), and GMP's best epoch may predate its last
+    # pruning; their model is the last epoch's, which holds the final masks,
+    # unless --nbest_average asks for an average.
+    _masks_change=false
+    case ${method} in set|rigl|gmp|chase) _masks_change=true ;; esac
+    _last_epoch=false; _last_sig=()   # (signatures of the other runs stay as they were)
+    if ${_masks_change} && [ -z "${nbest_average}" ]; then _last_epoch=true; _last_sig=(last_epoch); fi
+    sig=$(_sig "${nbest_average}" "${best_criterion}" "${inference_asr_model}" "$(_msig "${train_dir}/.done")" \
+        ${_last_sig[@]+"${_last_sig[@]}"})
     if _is_done "${marker}" "${sig}"; then
         log "Stage 10: model averaging: done already (${train_dir}/${inference_asr_model})"
     else
-        log "Stage 10: model averaging (${best_criterion}, nbest=${nbest_average:-keep_nbest_models}): ${train_dir}/*epoch.pth -> ${train_dir}/${inference_asr_model}"
-        read -r -a _crit <<< "${best_criterion}"
-        _nb=()
-        [ -n "${nbest_average}" ] && _nb=(--nbest "${nbest_average}")
+        _opts=()
+        if ${_last_epoch}; then
+            log "Stage 10: the last epoch's model (method=${method} changes its masks during training; an average would hold the union of their supports, --nbest_average N averages anyway): ${train_dir}/<last>epoch.pth -> ${train_dir}/${inference_asr_model}"
+            _opts=(--last_epoch true)
+        else
+            log "Stage 10: model averaging (${best_criterion}, nbest=${nbest_average:-keep_nbest_models}): ${train_dir}/*epoch.pth -> ${train_dir}/${inference_asr_model}"
+            read -r -a _crit <<< "${best_criterion}"
+            _opts=(--criterion "${_crit[@]}")
+            [ -n "${nbest_average}" ] && _opts+=(--nbest "${nbest_average}")
+        fi
+        # the sparsity the model really has, against the final masks
+        ${_masks_change} && _opts+=(--mask "${train_dir}/mask.pth")
         _run "${train_dir}/log/average.log" "${python}" -m espnet_msrs.bin.average_checkpoints \
-            --exp_dir "${train_dir}" --criterion "${_crit[@]}" "${_nb[@]}" \
-            --out "${train_dir}/${inference_asr_model}"
+            --exp_dir "${train_dir}" "${_opts[@]}" --out "${train_dir}/${inference_asr_model}"
+        if ${_masks_change}; then
+            { grep -E "masked weights of|denser than" "${train_dir}/log/average.log" || true; } \
+                | sed -e 's/^.*\(masked weights of\)/\1/' -e 's/^.* WARNING: /WARNING: /' \
+                | while read -r line; do log "Stage 10: ${line}"; done
+        fi
         _mark_done "${marker}" "${sig}" "${train_dir}/${inference_asr_model}"
     fi
 fi
@@ -997,12 +1044,22 @@ if [ "${stage}" -le 11 ] && [ "${stop_stage}" -ge 11 ]; then
             --ngpu "${_ng}" --batch_size 1 "${_cfg[@]}" \
             --asr_train_config "${train_dir}/config.yaml" --asr_model_file "${_model}" \
             ${inference_args}
+        # Utterances a job could not load or that have another audio rate
+        # than the model are left out and listed with the reason in its
+        # bad_utts.txt: merged into <set>/bad_utts.txt (RESULTS.md counts
+        # them; scoring counts their words as deleted).
         for _s in "${_todo[@]}"; do
             mkdir -p "${decode_root}/${_s}"
-            _parts=()
-            for _j in $(seq 1 "${_nj}"); do _parts+=("${_logdir}/${_s}/output.${_j}/1best_recog/text"); done
+            _parts=(); _left=()
+            for _j in $(seq 1 "${_nj}"); do
+                _parts+=("${_logdir}/${_s}/output.${_j}/1best_recog/text")
+                _left+=($(_existing "${_logdir}/${_s}/output.${_j}/bad_utts.txt"))
+            done
             "${python}" -m espnet_msrs.bin.split_scp merge --inputs "${_parts[@]}" \
-                --out "${decode_root}/${_s}/text" --expect_keys "${dumpdir}/raw/${_s}/text"
+                --out "${decode_root}/${_s}/text" --expect_keys "${dumpdir}/raw/${_s}/text" \
+                --left_out ${_left[@]+"${_left[@]}"} --left_out_out "${decode_root}/${_s}/bad_utts.txt"
+            _n=$(grep -c . "${decode_root}/${_s}/bad_utts.txt" || true)
+            [ "${_n}" -gt 0 ] && log "Stage 11: ${_s}: ${_n} utterance(s) left out of decoding (unreadable or another audio rate), listed in ${decode_root}/${_s}/bad_utts.txt"
             _mark_done "${decode_root}/${_s}/.done" "${_dsig[${_s}]}" "${decode_root}/${_s}/text"
         done
         log "Decoded: ${decode_root}/{${_todo[*]// /,}}/text"
@@ -1028,8 +1085,9 @@ if [ "${stage}" -le 12 ] && [ "${stop_stage}" -ge 12 ]; then
         "${python}" -m espnet_msrs.bin.make_results --exp_root "${expdir}" \
             --tag_out "${exp_tag}/RESULTS.md" --tag "${tag}" --out RESULTS.md \
             --test_sets ${test_sets} --snrs ${snrs} --model_file "${inference_asr_model}"
-        # The test data behind the numbers: dropped utterances and why, the
-        # validation-set overlap, the noise (appended to the experiment's RESULTS.md).
+        # The test data behind the numbers: dropped utterances and why (stages
+        # 1, 3 and 11), the validation-set overlap, the noise (appended to the
+        # experiment's RESULTS.md).
         _noise=()
         if ${uses_audio}; then
             _noise=(--noise "train=${babble_train}")
@@ -1043,7 +1101,7 @@ if [ "${stage}" -le 12 ] && [ "${stop_stage}" -ge 12 ]; then
         fi
         "${python}" -m espnet_msrs.bin.data_report --test_sets ${test_sets} --valid_set "${valid_set}" \
             --dump_root "${dumpdir}" --official_test_sizes "${official_test_sizes}" \
-            ${_noise[@]+"${_noise[@]}"} --out "${decode_root}/data_report.md"
+            --decode_dir "${decode_root}" ${_noise[@]+"${_noise[@]}"} --out "${decode_root}/data_report.md"
         { cat "${exp_tag}/RESULTS.md"; echo; cat "${decode_root}/data_report.md"; } > "${exp_tag}/RESULTS.md.tmp"
         mv "${exp_tag}/RESULTS.md.tmp" "${exp_tag}/RESULTS.md"
         _mark_done "${marker}" "${sig}" "${exp_tag}/RESULTS.md"

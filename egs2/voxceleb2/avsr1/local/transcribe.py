@@ -14,8 +14,10 @@ labels CSV in the format ``prepare_voxceleb2.py --labels`` reads::
 
 The model (``--asr_model``) is a packed zip (stage 13 of this project's
 recipes, or ``python -m espnet2.bin.pack asr``) or an ESPnet model-zoo name,
-unpacked by ``espnet_model_zoo`` (zips are checked first: no member may
-escape the cache directory) and run through
+unpacked safely (:meth:`AVSpeech2Text.from_pretrained`, i.e.
+:func:`espnet_msrs.utils.safe_load.unpack_packed_model`: no member may escape
+the cache directory, ``meta.yaml`` entries outside the archive are refused,
+model files are loaded weights-only, so a crafted model runs no code) and run through
 ``espnet_msrs.bin.avsr_inference.AVSpeech2Text`` — ESPnet's ``Speech2Text``
 plus the model's own evaluation preprocessing, so both this project's audio
 models (``preprocessor: av``, ``modality: audio``) and plain espnet2 ASR
@@ -77,25 +79,20 @@ def load_model(
     ctc_weight: float = 0.3,
     maxlenratio: float = 0.0,
 ):
-    """Unpack a packed zip / zoo name and build :class:`AVSpeech2Text`.
+    """Unpack a packed zip / zoo name safely and build :class:`AVSpeech2Text`.
 
     ``beam_size``, ``ctc_weight`` and ``maxlenratio`` (0: ESPnet's default,
     up to one token per encoder frame) are ``Speech2Text``'s options.
 
     Raises:
-        ValueError: The model needs video input (it cannot label audio).
+        ValueError: The model needs video input (it cannot label audio), or
+            the archive is unsafe (:class:`espnet_msrs.utils.safe_load.UnsafeFileError`).
     """
-    from espnet_model_zoo.downloader import ModelDownloader
-
     from espnet_msrs.bin.avsr_inference import AVSpeech2Text
 
-    if Path(asr_model).exists():
-        from espnet_msrs.utils.safe_extract import check_archive
-
-        check_archive(asr_model)
-    kwargs = ModelDownloader(cache_dir).download_and_unpack(asr_model, quiet=True)
-    model = AVSpeech2Text(
-        **kwargs,
+    model = AVSpeech2Text.from_pretrained(
+        asr_model,
+        cachedir=cache_dir,
         device=device,
         beam_size=beam_size,
         ctc_weight=ctc_weight,
