@@ -22,7 +22,7 @@ import yaml
 import espnet_msrs  # noqa: F401  (registers our names)
 
 REPO = Path(__file__).resolve().parents[1]
-PAPER = sorted(p for p in (REPO / "conf" / "tuning").glob("train_*.yaml") if not p.stem.endswith("_demo"))
+PAPER = sorted(p for p in (REPO / "conf" / "tuning").glob("train_*.yaml") if not p.stem.endswith(("_demo", "_tiny")))
 STEPS_PER_EPOCH = 100
 
 

@@ -2,6 +2,7 @@
 layout fixture: English selection, labels CSV, automatic labels from a
 packed ESPnet model (trained and packed here), db.sh errors."""
 
+import contextlib
 import csv
 import math
 import re
@@ -165,9 +166,12 @@ def packed_model(vox):
         "--preprocessor_conf", "masks_per_second=0.0",
     ])
     zip_path = work / "model.zip"
-    pack_main(["asr", "--asr_train_config", str(exp / "config.yaml"),
-               "--asr_model_file", str(exp / "valid.acc.best.pth"),
-               "--outpath", str(zip_path)])
+    # packed from the experiment's parent, as stage 13 does: meta.yaml then
+    # names members relative to the archive (absolute paths are refused)
+    with contextlib.chdir(work):
+        pack_main(["asr", "--asr_train_config", "exp/config.yaml",
+                   "--asr_model_file", "exp/valid.acc.best.pth",
+                   "--outpath", str(zip_path)])
     assert zip_path.is_file()
     return zip_path
 
