@@ -117,6 +117,10 @@ class CHASE(SparseTrainingStrategy):
     """
 
     name = "chase"
+    repr_fields = (
+        "sparsity", "channel_sparsity", "min_channel_ratio", "update_interval",
+        "channel_interval",
+    )
 
     def __init__(
         self,
@@ -374,10 +378,3 @@ class CHASE(SparseTrainingStrategy):
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         super().load_state_dict(state)
         self.removed = {n: r.clone().bool() for n, r in state["removed"].items()}
-
-    def __repr__(self) -> str:
-        return (
-            f"CHASE(sparsity={self.sparsity}, channel_sparsity={self.channel_sparsity}, "
-            f"min_channel_ratio={self.min_channel_ratio}, update_interval="
-            f"{self.update_interval}, channel_interval={self.channel_interval})"
-        )

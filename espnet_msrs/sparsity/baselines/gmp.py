@@ -49,6 +49,10 @@ class GMP(SparseTrainingStrategy):
     """
 
     name = "gmp"
+    repr_fields = (
+        "sparsity", "initial_sparsity", "update_interval", "start_fraction",
+        "end_fraction", "scope",
+    )
 
     def __init__(
         self,
@@ -116,11 +120,3 @@ class GMP(SparseTrainingStrategy):
             keep = min(round(density * mask.numel()), int(mask.sum()))
             new.update(global_keep_largest({name: scores[name]}, {name: mask}, keep))
         return new
-
-    def __repr__(self) -> str:
-        return (
-            f"GMP(sparsity={self.sparsity}, initial_sparsity={self.initial_sparsity}, "
-            f"update_interval={self.update_interval}, start_fraction="
-            f"{self.start_fraction}, end_fraction={self.end_fraction}, "
-            f"scope={self.scope!r})"
-        )

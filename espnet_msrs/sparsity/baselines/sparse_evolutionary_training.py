@@ -24,69 +24,38 @@ Choices (the paper leaves them open or states them for MLPs):
   updates run until ``end_fraction`` of training (SET: to the end).
 """
 
-from typing import Dict, Mapping, Optional
+from typing import Optional
 
 import torch
 
-from espnet_msrs.sparsity.baselines.prune_grow import drop_smallest, grow_random
-from espnet_msrs.sparsity.baselines.sparse_training_strategy import (
-    SparseTrainingStrategy,
-    check_fraction,
-    check_interval,
+from espnet_msrs.sparsity.baselines.layerwise_drop_and_grow import (
+    LayerwiseDropAndGrow,
 )
+from espnet_msrs.sparsity.baselines.prune_grow import grow_random
 
 
-class SET(SparseTrainingStrategy):
+class SET(LayerwiseDropAndGrow):
     """SET: ERK start, magnitude drop, random regrowth at a constant fraction ζ.
 
     Args:
         sparsity: Target fraction of zeros over the selected weights.
         drop_fraction: ζ (paper: 0.3).
         update_interval: ΔT in optimizer steps.
-        end_fraction: Last update before this fraction of the run's steps.
+        end_fraction: Last update before this fraction of the run's steps
+            (default 1.0: to the end).
         seed: Seed of the ERK draw and of the regrowth.
     """
 
     name = "set"
+    default_end_fraction = 1.0
 
-    def __init__(
-        self,
-        sparsity: float,
-        drop_fraction: float = 0.3,
-        update_interval: int = 100,
-        end_fraction: float = 1.0,
-        seed: int = 0,
-    ) -> None:
-        super().__init__(sparsity, seed)
-        self.drop_fraction = check_fraction(drop_fraction, "drop_fraction")
-        self.update_interval = check_interval(update_interval, "update_interval")
-        self.end_fraction = check_fraction(end_fraction, "end_fraction")
+    def drop_count(self, mask: torch.Tensor, fraction: float) -> int:
+        """At most the layer's inactive count (regrowth is among those)."""
+        return min(super().drop_count(mask, fraction), mask.numel() - int(mask.sum()))
 
-    def is_update_step(self, step: int, total_steps: int) -> bool:
-        return (
-            step % self.update_interval == 0
-            and step < int(self.end_fraction * total_steps)
-        )
-
-    def update(
-        self,
-        step: int,
-        total_steps: int,
-        weights: Mapping[str, torch.Tensor],
-        masks: Mapping[str, torch.Tensor],
-        grads: Optional[Mapping[str, torch.Tensor]] = None,
-    ) -> Dict[str, torch.Tensor]:
-        new = {}
-        for name, mask in masks.items():
-            active = int(mask.sum())
-            inactive = mask.numel() - active
-            k = min(int(active * self.drop_fraction), inactive)
-            kept = drop_smallest(weights[name], mask, k)
-            new[name] = grow_random(kept, k, self.generator, allowed=~mask)
-        return new
-
-    def __repr__(self) -> str:
-        return (
-            f"SET(sparsity={self.sparsity}, drop_fraction={self.drop_fraction}, "
-            f"update_interval={self.update_interval}, end_fraction={self.end_fraction})"
-        )
+    def grow(
+        self, kept: torch.Tensor, k: int, mask: torch.Tensor, grad: Optional[torch.Tensor]
+    ) -> torch.Tensor:
+        """k entries drawn uniformly among those inactive before the update
+        (a layer draws even when k = 0, so the random sequence is per layer)."""
+        return grow_random(kept, k, self.generator, allowed=~mask)

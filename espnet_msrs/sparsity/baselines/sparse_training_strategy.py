@@ -43,6 +43,8 @@ class SparseTrainingStrategy:
 
     #: Name used in configs (``sparse_conf.method``).
     name = "erk"
+    #: Attributes that ``repr`` shows (the log line of a run names its strategy).
+    repr_fields = ("sparsity", "seed")
 
     def __init__(self, sparsity: float, seed: int = 0) -> None:
         sparsity = float(sparsity)
@@ -115,7 +117,8 @@ class SparseTrainingStrategy:
         self.generator.set_state(state["generator"])
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(sparsity={self.sparsity}, seed={self.seed})"
+        fields = ", ".join(f"{key}={getattr(self, key)!r}" for key in self.repr_fields)
+        return f"{type(self).__name__}({fields})"
 
 
 def check_interval(value: int, key: str) -> int:
