@@ -1,5 +1,6 @@
 """What the benchmarks in ``bench/`` share: the machine record, summaries of
-repeated measurements, ratios measured side by side, and the JSON result.
+repeated measurements, ratios measured side by side, the scp paths of the
+data they read, and the command-line scaffold (parse, log, write the result).
 
 Every benchmark interleaves the things it compares round-robin in one
 process and reports ratios of measurements taken in the same round, so that a
@@ -9,17 +10,25 @@ under (:func:`machine_info`). Results are written as JSON by
 :func:`espnet_msrs.utils.atomic.write_json`.
 """
 
+import argparse
 import datetime
+import logging
 import os
 import platform
 import resource
 import statistics
 import subprocess
+import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import torch
+
+from espnet_msrs.utils.atomic import write_json
+from espnet_msrs.utils.runtime import setup_logging
+
+logger = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -87,8 +96,22 @@ class CPUClock:
         }
 
 
-def machine_info(device: Optional[torch.device] = None) -> Dict[str, Any]:
-    """Host, CPU, threads, library versions, load average and git revision."""
+def load_average() -> Optional[List[float]]:
+    """The 1-, 5- and 15-minute load averages now (None where the OS has none)."""
+    return list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+
+
+def machine_info(
+    device: Optional[torch.device] = None,
+    load_average_start: Optional[List[float]] = None,
+) -> Dict[str, Any]:
+    """Host, CPU, threads, library versions, load average and git revision.
+
+    Args:
+        device: The device measured on (default CPU).
+        load_average_start: :func:`load_average` when the measurement started,
+            recorded as ``load_average_start``.
+    """
     device = device or torch.device("cpu")
     cpu = platform.processor() or platform.machine()
     try:
@@ -138,6 +161,7 @@ def machine_info(device: Optional[torch.device] = None) -> Dict[str, Any]:
         )
     except (OSError, subprocess.SubprocessError):
         info["git_revision"] = None
+    info["load_average_start"] = load_average_start
     return info
 
 
@@ -151,6 +175,42 @@ def machine_line(machine: Dict[str, Any]) -> str:
         f"{machine['torch_threads']} torch threads){gpu}, torch {machine['torch']}, "
         f"{machine['date']}{load_text}, git {machine.get('git_revision')}"
     )
+
+
+def resolve_scp_path(path: str, data_dir: Path) -> Path:
+    """An scp path: absolute, relative to the current directory or to a
+    folder above ``data_dir`` (recipes write paths relative to the recipe)."""
+    candidate = Path(path)
+    if candidate.is_absolute() or candidate.exists():
+        return candidate.resolve()
+    for parent in data_dir.resolve().parents:
+        if (parent / candidate).exists():
+            return (parent / candidate).resolve()
+    raise ValueError(f"{data_dir}: {path} not found (relative to the current "
+                     f"directory or to a folder above {data_dir})")
+
+
+def parse_command_line(
+    parser: argparse.ArgumentParser, cmd: Optional[Sequence[str]]
+) -> argparse.Namespace:
+    """``cmd`` (None: ``sys.argv``) parsed by ``parser``, logging set up (INFO)."""
+    args = parser.parse_args(cmd)
+    setup_logging(logging.INFO)
+    return args
+
+
+def write_result(
+    name: str,
+    out: Path,
+    result: Dict[str, Any],
+    describe: Callable[[Dict[str, Any]], str],
+) -> Dict[str, Any]:
+    """Write ``result`` as JSON to ``out``, then print ``describe(result)`` and
+    log where the JSON went."""
+    write_json(out, result)
+    sys.stdout.write(describe(result) + "\n")
+    logger.info(f"{name}: json={out}")
+    return result
 
 
 def _conv_backward_flop(grad_out_shape, x_shape, w_shape, _bias, _stride, _padding,

@@ -55,7 +55,6 @@ import argparse
 import contextlib
 import dataclasses
 import logging
-import os
 import sys
 import tempfile
 from pathlib import Path
@@ -68,17 +67,8 @@ import av  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from bench.common import (  # noqa: E402
-    CPUClock,
-    flop_counter,
-    machine_info,
-    machine_line,
-    paired_ratio,
-    rotated,
-    summary,
-)
-from espnet_msrs.utils.atomic import write_json  # noqa: E402
-from espnet_msrs.utils.runtime import setup_logging  # noqa: E402
+from bench import common  # noqa: E402
+from espnet_msrs.utils.data_dir import read_kv  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -140,25 +130,6 @@ def register_swscale_data_type() -> None:
 
 
 # -------------------------------------------------------------------- data
-def _read_scp(path: Path) -> Dict[str, str]:
-    from espnet_msrs.utils.data_dir import read_kv
-
-    return read_kv(path)
-
-
-def _resolve(path: str, data_dir: Path) -> Path:
-    """An scp path: absolute, relative to the current directory or to a
-    folder above ``data_dir`` (recipes write paths relative to the recipe)."""
-    candidate = Path(path)
-    if candidate.is_absolute() or candidate.exists():
-        return candidate.resolve()
-    for parent in data_dir.resolve().parents:
-        if (parent / candidate).exists():
-            return (parent / candidate).resolve()
-    raise ValueError(f"{data_dir}: {path} not found (relative to the current "
-                     f"directory or to a folder above {data_dir})")
-
-
 def prepare_data(conf: PipelineConfig, work: Path) -> Dict[str, Any]:
     """Copy the first ``num_utts`` utterances to ``work`` in both formats.
 
@@ -177,9 +148,9 @@ def prepare_data(conf: PipelineConfig, work: Path) -> Dict[str, Any]:
         if not (data_dir / name).is_file():
             raise ValueError(f"--data_dir {data_dir}: no {name} (need video.scp, "
                              "wav.scp and text)")
-    videos = _read_scp(data_dir / "video.scp")
-    wavs = _read_scp(data_dir / "wav.scp")
-    texts = _read_scp(data_dir / "text")
+    videos = read_kv(data_dir / "video.scp")
+    wavs = read_kv(data_dir / "wav.scp")
+    texts = read_kv(data_dir / "text")
     keys = [k for k in videos if k in wavs and k in texts][: conf.num_utts]
     if not keys:
         raise ValueError(f"--data_dir {data_dir}: no utterance has video, wav and text")
@@ -187,7 +158,7 @@ def prepare_data(conf: PipelineConfig, work: Path) -> Dict[str, Any]:
     shapes, text_shapes, chars = [], [], set()
     frames = 0
     for key in keys:
-        src = _resolve(videos[key], data_dir)
+        src = common.resolve_scp_path(videos[key], data_dir)
         if src.suffix == ".mp4":
             mp4 = src
         else:
@@ -205,7 +176,7 @@ def prepare_data(conf: PipelineConfig, work: Path) -> Dict[str, Any]:
     for fmt, entries in lines.items():
         (work / fmt).mkdir(parents=True, exist_ok=True)
         (work / fmt / "video.scp").write_text("\n".join(entries) + "\n")
-    wav_paths = [_resolve(wavs[k], data_dir) for k in keys]
+    wav_paths = [common.resolve_scp_path(wavs[k], data_dir) for k in keys]
     (work / "wav.scp").write_text("".join(f"{k} {w}\n" for k, w in zip(keys, wav_paths)))
     (work / "text").write_text("".join(f"{k} {texts[k]}\n" for k in keys))
     (work / "speech_shape").write_text("\n".join(shapes) + "\n")
@@ -253,7 +224,7 @@ def build_measures(conf: PipelineConfig, data: Dict[str, Any]) -> Dict[str, Tupl
 
     work = Path(data["work"])
     scp = {fmt: work / fmt / "video.scp" for fmt in ("mp4", "npy")}
-    paths = {fmt: list(_read_scp(scp[fmt]).values()) for fmt in scp}
+    paths = {fmt: list(read_kv(scp[fmt]).values()) for fmt in scp}
     keys = data["keys"]
     register_swscale_data_type()
 
@@ -331,15 +302,15 @@ def run_pipeline(conf: PipelineConfig, work: Path) -> Dict[str, Any]:
     if conf.workers < 1 or conf.repeats < 1 or conf.warmup < 0 or conf.num_utts < 1:
         raise ValueError("--workers, --repeats and --num_utts must be >= 1, "
                          "--warmup >= 0")
-    load_start = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+    load_start = common.load_average()
     data = prepare_data(conf, work)
     measures = build_measures(conf, data)
     names = list(measures)
     samples: Dict[str, Dict[str, List[float]]] = {
         n: {"wall": [], "cpu": [], "frames": []} for n in names}
     for r in range(conf.warmup + conf.repeats):
-        for name in rotated(names, r):
-            clock = CPUClock()
+        for name in common.rotated(names, r):
+            clock = common.CPUClock()
             frames = measures[name][1](r)
             t = clock.elapsed()
             if r >= conf.warmup:
@@ -357,15 +328,14 @@ def run_pipeline(conf: PipelineConfig, work: Path) -> Dict[str, Any]:
         results[name] = {
             "level": measures[name][0],
             "frames": frames,
-            "wall": summary(s["wall"]),
-            "cpu": summary(s["cpu"]),
-            "fps_per_core": frames / summary(s["cpu"])["median"],
-            "fps_wall": frames / summary(s["wall"])["median"],
+            "wall": common.summary(s["wall"]),
+            "cpu": common.summary(s["cpu"]),
+            "fps_per_core": frames / common.summary(s["cpu"])["median"],
+            "fps_wall": frames / common.summary(s["wall"])["median"],
         }
         results[name]["realtime_per_core"] = results[name]["fps_per_core"] / FPS
         results[name]["realtime_wall"] = results[name]["fps_wall"] / FPS
-    machine = machine_info()
-    machine["load_average_start"] = load_start
+    machine = common.machine_info(load_average_start=load_start)
     data = {k: v for k, v in data.items() if k != "keys"}
     return {"config": {**dataclasses.asdict(conf), "data_dir": str(conf.data_dir)},
             "data": data, "machine": machine, "measures": results,
@@ -404,7 +374,7 @@ def ratios(results: Dict[str, Dict], samples: Dict[str, Dict[str, List[float]]],
         pairs[f"{many} vs 1, npy iterator, wall"] = (
             f"npy iterator, {many}", "npy iterator, 1 worker", "wall")
     return {label: {"of": a, "to": b, "clock": clock,
-                    **paired_ratio(rate(a, clock), rate(b, clock))}
+                    **common.paired_ratio(rate(a, clock), rate(b, clock))}
             for label, (a, b, clock) in pairs.items()}
 
 
@@ -433,7 +403,7 @@ def forward_flops_per_frame(config: Path, frames: int, tokens: int) -> Dict[str,
     dim = packed_dim(front["modality"], front["crop_size"], front["hop_length"])
     speech = torch.randn(1, frames, dim)
     text = torch.randint(2, 4998, (1, tokens))
-    counter = flop_counter()
+    counter = common.flop_counter()
     with torch.no_grad(), counter:
         model(speech=speech, speech_lengths=torch.tensor([frames]),
               text=text, text_lengths=torch.tensor([tokens]))
@@ -473,7 +443,7 @@ def paper_estimate(result: Dict[str, Any], configs: Sequence[Path], gpu_tflops: 
 def format_result(result: Dict[str, Any]) -> str:
     """The table and the ratios as plain text."""
     data = result["data"]
-    lines = [machine_line(result["machine"]),
+    lines = [common.machine_line(result["machine"]),
              f"data: {data['utts']} utterances, {data['frames']} frames "
              f"({data['seconds']:.0f} s at 25 fps); {result['config']['repeats']} "
              f"timed rounds; per core = frames / CPU seconds of the process and "
@@ -545,8 +515,7 @@ def _work_dir(path: Optional[Path]) -> Iterator[Path]:
 
 def main(cmd: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     """Command-line entry point; returns the result written to ``--out``."""
-    args = get_parser().parse_args(cmd)
-    setup_logging(logging.INFO)
+    args = common.parse_command_line(get_parser(), cmd)
     import espnet_msrs
 
     espnet_msrs.register()
@@ -558,10 +527,7 @@ def main(cmd: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     if configs:
         result["paper_estimate"] = paper_estimate(
             result, configs, args.gpu_tflops, args.paper_frames, args.paper_tokens)
-    write_json(args.out, result)
-    sys.stdout.write(format_result(result) + "\n")
-    logger.info(f"data_pipeline: json={args.out}")
-    return result
+    return common.write_result("data_pipeline", args.out, result, format_result)
 
 
 if __name__ == "__main__":

@@ -43,7 +43,6 @@ Usage::
 import argparse
 import dataclasses
 import logging
-import os
 import sys
 import tempfile
 from pathlib import Path
@@ -55,24 +54,15 @@ if __package__ in (None, ""):  # run as a script: python bench/decoding.py
 import torch  # noqa: E402
 import yaml  # noqa: E402
 
-from bench.common import (  # noqa: E402
-    CPUClock,
-    REPO,
-    machine_info,
-    machine_line,
-    paired_ratio,
-    rotated,
-    summary,
-)
-from espnet_msrs.utils.atomic import write_json  # noqa: E402
-from espnet_msrs.utils.runtime import setup_logging  # noqa: E402
+from bench import common  # noqa: E402
+from espnet_msrs.utils.data_dir import read_kv  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
 FPS = 25.0
 SAMPLE_RATE = 16000
-DEMO_DECODE = REPO / "conf" / "decode_asr_demo.yaml"
-PAPER_DECODE = REPO / "conf" / "decode_asr.yaml"
+DEMO_DECODE = common.REPO / "conf" / "decode_asr_demo.yaml"
+PAPER_DECODE = common.REPO / "conf" / "decode_asr.yaml"
 SEARCHES = ("batch", "plain")
 
 
@@ -103,20 +93,14 @@ class ModelSpec:
         return cls(name, paths[0], paths[1], decode)
 
 
-def _read_scp(path: Path) -> Dict[str, str]:
-    from espnet_msrs.utils.data_dir import read_kv
-
-    return read_kv(path)
-
-
 def load_utterances(data_dir: Path, num_utts: int) -> List[Dict[str, Any]]:
     """The first ``num_utts`` utterances of ``data_dir`` (waveform and/or video)."""
     import soundfile
 
     from espnet_msrs.video.io import read_video
 
-    wavs = _read_scp(data_dir / "wav.scp") if (data_dir / "wav.scp").is_file() else {}
-    videos = _read_scp(data_dir / "video.scp") if (data_dir / "video.scp").is_file() else {}
+    wavs = read_kv(data_dir / "wav.scp") if (data_dir / "wav.scp").is_file() else {}
+    videos = read_kv(data_dir / "video.scp") if (data_dir / "video.scp").is_file() else {}
     keys = list(videos or wavs)[:num_utts]
     if not keys:
         raise ValueError(f"--data_dir {data_dir}: no wav.scp or video.scp entries")
@@ -124,22 +108,17 @@ def load_utterances(data_dir: Path, num_utts: int) -> List[Dict[str, Any]]:
     for key in keys:
         utt: Dict[str, Any] = {"uid": key}
         if key in wavs:
-            utt["speech"], rate = soundfile.read(_resolve(wavs[key], data_dir),
-                                                 dtype="float32")
+            utt["speech"], rate = soundfile.read(
+                common.resolve_scp_path(wavs[key], data_dir), dtype="float32")
             if rate != SAMPLE_RATE:
                 raise ValueError(f"{wavs[key]}: {rate} Hz, expected {SAMPLE_RATE}")
         if key in videos:
-            utt["video"] = read_video(_resolve(videos[key], data_dir), uid=key)
+            utt["video"] = read_video(
+                common.resolve_scp_path(videos[key], data_dir), uid=key)
         utt["seconds"] = (len(utt["video"]) / FPS if "video" in utt
                           else len(utt["speech"]) / SAMPLE_RATE)
         utts.append(utt)
     return utts
-
-
-def _resolve(path: str, data_dir: Path) -> Path:
-    from bench.data_pipeline import _resolve as resolve
-
-    return resolve(path, data_dir)
 
 
 def _random_weight_config(spec: ModelSpec, vocab_size: int, work: Path) -> Path:
@@ -204,13 +183,13 @@ def decode_once(s2t: Any, utt: Dict[str, Any]) -> Dict[str, Any]:
         alone (a separate pass), and the best hypothesis' token ids.
     """
     data = {k: utt[k] for k in ("speech", "video") if k in utt}
-    clock = CPUClock()
+    clock = common.CPUClock()
     packed = s2t.preprocess(utt["uid"], dict(data)) if s2t.preprocess else data
     speech = torch.as_tensor(packed["speech"]).unsqueeze(0)
     with torch.no_grad():
         s2t.speech2text.asr_model.encode(speech, torch.tensor([speech.size(1)]))
     encode = clock.elapsed()
-    clock = CPUClock()
+    clock = common.CPUClock()
     nbest = s2t(uid=utt["uid"], **data)
     total = clock.elapsed()
     return {"cpu": total["cpu"], "wall": total["wall"], "encode_cpu": encode["cpu"],
@@ -222,7 +201,7 @@ def run_decoding(models: Sequence[ModelSpec], utts: List[Dict[str, Any]],
                  work: Path) -> Dict[str, Any]:
     """Decode every utterance with every model and search, interleaved."""
     seconds = sum(u["seconds"] for u in utts)
-    load_start = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+    load_start = common.load_average()
     results: Dict[str, Any] = {}
     for spec in models:
         built = build_decoders(spec, vocab_size, tokens_per_second, work)
@@ -232,7 +211,7 @@ def run_decoding(models: Sequence[ModelSpec], utts: List[Dict[str, Any]],
                 decode_once(decoders[search], utt)
         samples: Dict[str, List[Dict[str, Any]]] = {s: [] for s in SEARCHES}
         for i, utt in enumerate(utts):
-            for search in rotated(SEARCHES, i):
+            for search in common.rotated(SEARCHES, i):
                 samples[search].append(decode_once(decoders[search], utt))
             logger.info(f"decoding: model={spec.name} utt={i + 1}/{len(utts)} "
                         f"tokens={len(samples['batch'][-1]['token_ids'])}")
@@ -248,20 +227,19 @@ def run_decoding(models: Sequence[ModelSpec], utts: List[Dict[str, Any]],
                 "rtf": cpu / seconds, "rtf_wall": wall / seconds,
                 "encoder_share": sum(x["encode_cpu"] for x in s) / cpu,
                 "token_ids": [x["token_ids"] for x in s],
-                "cpu_per_utt": summary([x["cpu"] for x in s]),
+                "cpu_per_utt": common.summary([x["cpu"] for x in s]),
             }
-        entry["batch_vs_plain"] = paired_ratio(
+        entry["batch_vs_plain"] = common.paired_ratio(
             [x["cpu"] for x in samples["plain"]], [x["cpu"] for x in samples["batch"]])
         results[spec.name] = entry
         del built, decoders
-    machine = machine_info()
-    machine["load_average_start"] = load_start
+    machine = common.machine_info(load_average_start=load_start)
     return {"machine": machine, "utts": len(utts), "seconds": seconds,
             "utt_seconds": [u["seconds"] for u in utts], "models": results}
 
 
 def format_result(result: Dict[str, Any]) -> str:
-    lines = [machine_line(result["machine"]),
+    lines = [common.machine_line(result["machine"]),
              f"{result['utts']} utterances, {result['seconds']:.1f} s of speech; "
              "one thread; RTF = CPU seconds / speech seconds (wall in brackets)"]
     for name, m in result["models"].items():
@@ -303,8 +281,7 @@ def get_parser() -> argparse.ArgumentParser:
 
 def main(cmd: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     """Command-line entry point; returns the result written to ``--out``."""
-    args = get_parser().parse_args(cmd)
-    setup_logging(logging.INFO)
+    args = common.parse_command_line(get_parser(), cmd)
     models = [ModelSpec.parse(m, i == 0) for i, m in enumerate(args.model)]
     if args.num_utts < 1 or args.threads < 1 or args.warmup < 0:
         raise ValueError("--num_utts and --threads must be >= 1, --warmup >= 0")
@@ -319,10 +296,7 @@ def main(cmd: Optional[Sequence[str]] = None) -> Dict[str, Any]:
         torch.set_num_threads(threads)
     result["config"] = {k: (str(v) if isinstance(v, Path) else v)
                         for k, v in vars(args).items()}
-    write_json(args.out, result)
-    sys.stdout.write(format_result(result) + "\n")
-    logger.info(f"decoding: json={args.out}")
-    return result
+    return common.write_result("decoding", args.out, result, format_result)
 
 
 if __name__ == "__main__":

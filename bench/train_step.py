@@ -156,16 +156,7 @@ if __package__ in (None, ""):  # run as a script: python bench/train_step.py
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from bench.common import (  # noqa: E402
-    flop_counter,
-    machine_info,
-    machine_line,
-    paired_ratio,
-    rotated,
-    summary,
-)
-from espnet_msrs.utils.atomic import write_json  # noqa: E402
-from espnet_msrs.utils.runtime import setup_logging  # noqa: E402
+from bench import common  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -666,7 +657,7 @@ def count_step_flops(model: nn.Module, batch: Dict[str, torch.Tensor]) -> Dict[s
         ``forward``, ``backward`` and ``train_total`` FLOPs, and ``by_op``:
         aten operator -> FLOPs of the whole step.
     """
-    forward, backward = flop_counter(), flop_counter()
+    forward, backward = common.flop_counter(), common.flop_counter()
     with forward:
         loss, _, _ = model(**batch)
     with backward:
@@ -889,7 +880,7 @@ def run_benchmark(conf: "BenchConfig", variants: Sequence[str]) -> Dict[str, Any
 def _run(conf: "BenchConfig", variants: Sequence[str], device: torch.device
          ) -> Dict[str, Any]:
     batch = make_batch(conf, device)
-    load_start = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+    load_start = common.load_average()
     svd_costs = {}
     if any(VARIANTS[v]["kind"] == "lowrank" for v in variants):
         svd_costs = svd_init_cost(conf)
@@ -935,7 +926,7 @@ def _run(conf: "BenchConfig", variants: Sequence[str], device: torch.device
     rounds = conf.warmup + conf.repeats
     t_start = time.perf_counter()
     for r in range(rounds):
-        for name in rotated(variants, r):
+        for name in common.rotated(variants, r):
             variant = built[name]
             updates = variant.mask_updates
             if updates is not None:
@@ -958,7 +949,7 @@ def _run(conf: "BenchConfig", variants: Sequence[str], device: torch.device
         logger.info(f"benchmark: round={r + 1}/{rounds} warmup={r < conf.warmup} "
                     f"elapsed={time.perf_counter() - t_start:.0f}s")
     for name in variants:
-        results[name]["time"] = {k: summary(v) for k, v in samples[name].items()}
+        results[name]["time"] = {k: common.summary(v) for k, v in samples[name].items()}
         if built[name].mask_updates is not None:
             results[name]["update_interval"] = built[name].mask_updates.interval
         if conf.memory:
@@ -967,8 +958,7 @@ def _run(conf: "BenchConfig", variants: Sequence[str], device: torch.device
             results[name]["profile"] = profile_step(built[name], batch, device)
     basis = "cpu" if device.type == "cpu" and torch.get_num_threads() == 1 else "wall"
     limits = against_limit(results, basis)
-    machine = machine_info(device)
-    machine["load_average_start"] = load_start
+    machine = common.machine_info(device, load_average_start=load_start)
     return {
         "config": dataclasses.asdict(conf),
         "timing_basis": basis,
@@ -1009,8 +999,8 @@ def against_limit(results: Dict[str, Dict[str, Any]], basis: str = "wall"
         entry: Dict[str, Any] = {}
         if "time" in res:
             for clock, key in (("wall", "step"), ("cpu", "step_cpu")):
-                paired = paired_ratio(res["time"][key]["samples"],
-                                      dense["time"][key]["samples"])
+                paired = common.paired_ratio(res["time"][key]["samples"],
+                                             dense["time"][key]["samples"])
                 entry[f"step_ratio_{clock}"] = paired["median"]
                 entry[f"step_ratio_{clock}_p25"] = paired["p25"]
                 entry[f"step_ratio_{clock}_p75"] = paired["p75"]
@@ -1059,7 +1049,7 @@ def update_cost(res: Dict[str, Any], basis: str) -> Dict[str, Any]:
     key = "step" if basis == "wall" else "step_cpu"
     ordinary = res["time"][key]["samples"]
     update = res["time"][f"update_{key}"]["samples"]
-    cost = summary([u - o for u, o in zip(update, ordinary)])
+    cost = common.summary([u - o for u, o in zip(update, ordinary)])
     interval = res["update_interval"]
     return {"update_interval": interval, "update_cost_s": cost["median"],
             "update_cost_s_p25": cost["p25"], "update_cost_s_p75": cost["p75"],
@@ -1263,16 +1253,10 @@ def config_from_args(args: argparse.Namespace) -> "BenchConfig":
     return conf
 
 
-def main(cmd: Optional[Sequence[str]] = None) -> Dict[str, Any]:
-    """Command-line entry point; returns the result written to ``--out``."""
-    args = get_parser().parse_args(cmd)
-    setup_logging(logging.INFO)
-    conf = config_from_args(args)
-    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
-    result = run_benchmark(conf, variants)
-    write_json(args.out, result)
-    text = (
-        machine_line(result["machine"]) + f", device {result['machine']['device']}\n"
+def describe(result: Dict[str, Any], conf: "BenchConfig") -> str:
+    """The printed report: machine, model, the table and the limits."""
+    return (
+        common.machine_line(result["machine"]) + f", device {result['machine']['device']}\n"
         f"model: {conf.encoder_blocks}x{conf.output_size} Conformer + "
         f"{conf.decoder_blocks}x{conf.output_size} Transformer decoder (full depth "
         f"{conf.full_encoder_blocks}/{conf.full_decoder_blocks}), ffn "
@@ -1281,9 +1265,17 @@ def main(cmd: Optional[Sequence[str]] = None) -> Dict[str, Any]:
         f"{conf.repeats} timed rounds after {conf.warmup} warm-up\n"
         + format_table(result) + "\n" + format_against_limit(result)
     )
-    sys.stdout.write(text + "\n")
-    logger.info(f"benchmark: json={args.out}")
-    return result
+
+
+def main(cmd: Optional[Sequence[str]] = None) -> Dict[str, Any]:
+    """Command-line entry point; returns the result written to ``--out``."""
+    args = common.parse_command_line(get_parser(), cmd)
+    conf = config_from_args(args)
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    result = run_benchmark(conf, variants)
+    return common.write_result(
+        "benchmark", args.out, result, lambda result: describe(result, conf)
+    )
 
 
 if __name__ == "__main__":
