@@ -23,14 +23,14 @@ step replace earlier ones.
 """
 
 import argparse
-import json
 import logging
 import math
 import re
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from espnet_msrs.utils.runtime import setup_logging
+from espnet_msrs.utils.cli import parse_tool_args
+from espnet_msrs.utils.figures import pyplot, save_figure, write_plot_json
 
 logger = logging.getLogger(__name__)
 
@@ -158,10 +158,7 @@ def plot(data: List[Dict], key: str, output: Path, layout: str = "side_by_side",
          log_y: bool = True, clip: Optional[float] = None,
          title: Optional[str] = None) -> None:
     """Draw the runs (one panel each, or overlaid) into a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     panels = len(data) if layout == "side_by_side" else 1
     fig, axes = plt.subplots(1, panels, figsize=(4.0 * panels + 1.0, 3.2),
@@ -185,12 +182,7 @@ def plot(data: List[Dict], key: str, output: Path, layout: str = "side_by_side",
     axes[0][0].set_ylabel(f"L2 gradient norm ({key})")
     if layout == "overlay":
         axes[0][0].legend()
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    output.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(output, dpi=120)
-    plt.close(fig)
+    save_figure(fig, output, title)
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -217,8 +209,7 @@ def get_parser() -> argparse.ArgumentParser:
 
 def main(cmd: Optional[Sequence[str]] = None) -> Dict:
     """Command-line entry point; returns the JSON data written."""
-    args = get_parser().parse_args(cmd)
-    setup_logging(logging.INFO)
+    args = parse_tool_args(get_parser(), cmd)
     runs = [parse_run(spec) for spec in args.run]
     data = collect(runs, args.key)
     plot(data, args.key, args.output, args.layout, not args.linear_y, args.clip,
@@ -226,8 +217,7 @@ def main(cmd: Optional[Sequence[str]] = None) -> Dict:
     for run in data:  # strict JSON: non-finite values become null
         run["values"] = [v if math.isfinite(v) else None for v in run["values"]]
     result = {"key": args.key, "layout": args.layout, "runs": data}
-    json_path = args.json or args.output.with_suffix(".json")
-    json_path.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    json_path = write_plot_json(result, args.output, args.json)
     for run in data:
         logger.info(f"plot_grad_norm: run={run['label']} points={len(run['steps'])} "
                      f"source={run['source']}")

@@ -34,7 +34,6 @@ to ``fig3.json`` (``--json``).
 """
 
 import argparse
-import json
 import logging
 import re
 from pathlib import Path
@@ -42,8 +41,11 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 
-from espnet_msrs.utils.runtime import setup_logging
 from espnet_msrs.layers.linear_groups import linear_group
+from espnet_msrs.utils.cli import parse_tool_args
+from espnet_msrs.utils.figures import pyplot, save_figure, write_plot_json
+
+logger = logging.getLogger(__name__)
 
 _BLOCK_WEIGHT = re.compile(
     r"^(?:.*\.)?(encoder\.encoders|decoder\.decoders)\.(\d+)\.(.+?)"
@@ -188,10 +190,7 @@ def order_checkpoints(items: List[Tuple[str, Path]]) -> List[Tuple[str, Path]]:
 def plot(data: List[Dict[str, Any]], output: Path, energy: float,
          title: Optional[str] = None) -> None:
     """Draw the three panels into a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, axes = plt.subplots(1, 3, figsize=(14.0, 4.0), squeeze=False)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -231,12 +230,7 @@ def plot(data: List[Dict[str, Any]], output: Path, energy: float,
     ax.set_ylim(0, 100)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    output.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(output, dpi=120)
-    plt.close(fig)
+    save_figure(fig, output, title)
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -260,8 +254,7 @@ def get_parser() -> argparse.ArgumentParser:
 
 def main(cmd: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     """Command-line entry point; returns the JSON data written."""
-    args = get_parser().parse_args(cmd)
-    setup_logging(logging.INFO)
+    args = parse_tool_args(get_parser(), cmd)
     if not 0.0 < args.energy <= 1.0:
         raise ValueError(f"--energy={args.energy} must be in (0, 1]")
     items = order_checkpoints([parse_checkpoint(s) for s in args.checkpoint])
@@ -270,14 +263,12 @@ def main(cmd: Optional[Sequence[str]] = None) -> Dict[str, Any]:
         result = analyse(load_state_dict(path), args.energy)
         data.append({"label": label, "path": str(path), **result})
         means = " ".join(f"{k}={v['mean']:.3f}" for k, v in result["families"].items())
-        logging.info(f"plot_rank_energy: checkpoint={label} layers="
+        logger.info(f"plot_rank_energy: checkpoint={label} layers="
                      f"{len(result['layers'])} {means}")
     plot(data, args.out, args.energy, args.title)
     out = {"energy": args.energy, "checkpoints": data}
-    json_path = args.json or args.out.with_suffix(".json")
-    json_path.parent.mkdir(parents=True, exist_ok=True)
-    json_path.write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
-    logging.info(f"plot_rank_energy: png={args.out} json={json_path}")
+    json_path = write_plot_json(out, args.out, args.json)
+    logger.info(f"plot_rank_energy: png={args.out} json={json_path}")
     return out
 
 

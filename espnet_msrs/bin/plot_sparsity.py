@@ -43,7 +43,8 @@ import re
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from espnet_msrs.utils.runtime import setup_logging
+from espnet_msrs.utils.cli import parse_tool_args
+from espnet_msrs.utils.figures import pyplot, save_figure, write_plot_json
 
 logger = logging.getLogger(__name__)
 
@@ -218,10 +219,7 @@ def plot(data: List[Dict[str, Any]], output: Path, title: Optional[str] = None,
         only_groups: Groups of the first panel (default: every group with
             prunable weights), in :data:`GROUP_ORDER`.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     groups = [g for g in GROUP_ORDER
               if any(r["groups"].get(g, {}).get("prunable", {}).get("numel", 0) > 0
@@ -250,12 +248,7 @@ def plot(data: List[Dict[str, Any]], output: Path, title: Optional[str] = None,
             labels = cats
         _bar_panel(ax, labels, data, values, panel_title)
     axes[0][0].legend(fontsize=8)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    output.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(output, dpi=120)
-    plt.close(fig)
+    save_figure(fig, output, title)
     return {key: cats for key, cats, _ in panels}
 
 
@@ -285,17 +278,14 @@ def get_parser() -> argparse.ArgumentParser:
 def main(cmd: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     """Command-line entry point; returns the JSON data written."""
     parser = get_parser()
-    args = parser.parse_args(cmd)
-    setup_logging(logging.INFO)
+    args = parse_tool_args(parser, cmd)
     if not args.report and not args.run:
         parser.error("give at least one --report or --run")
     specs = list(args.report) + [run_report(spec) for spec in args.run]
     data = load_reports(specs)
     panels = plot(data, args.out, args.title, args.groups)
     result = {"panels": panels, "reports": data}
-    json_path = args.json or args.out.with_suffix(".json")
-    json_path.parent.mkdir(parents=True, exist_ok=True)
-    json_path.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    json_path = write_plot_json(result, args.out, args.json)
     for run in data:
         logger.info(f"plot_sparsity: report={run['label']} "
                      f"prunable_sparsity={run['overall']['prunable']} "

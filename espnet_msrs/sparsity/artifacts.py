@@ -29,16 +29,14 @@ from espnet_msrs.sparsity.mask_file import save_masks
 from espnet_msrs.sparsity.report import sparsity_report
 from espnet_msrs.sparsity.selection import masked_modules
 from espnet_msrs.utils import atomic
+from espnet_msrs.utils.figures import pyplot, save_figure
 
 logger = logging.getLogger(__name__)
 
 
 def plot_group_sparsity(groups: Dict[str, float], path: Path, title: str) -> None:
     """Bar plot of sparsity per module group (MSRS Fig. 3 layout)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     names = list(groups)
     fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(names)), 3.5))
@@ -48,17 +46,12 @@ def plot_group_sparsity(groups: Dict[str, float], path: Path, title: str) -> Non
     ax.set_ylabel("sparsity [%]")
     ax.set_ylim(0, 100)
     ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path, dpi=100)
 
 
 def plot_phi_histogram(model: torch.nn.Module, path: Path) -> Dict[str, list]:
     """Histogram of all mask logits; returns the bins and counts."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     logits = torch.cat(
         [
@@ -75,9 +68,7 @@ def plot_phi_histogram(model: torch.nn.Module, path: Path) -> Dict[str, list]:
     ax.set_ylabel("count")
     ax.set_yscale("log")
     ax.set_title("MSRS mask logits (φ < 0 is pruned)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path, dpi=100)
     return {"edges": edges.tolist(), "counts": counts.tolist()}
 
 
