@@ -1,6 +1,6 @@
 """What the benchmarks in ``bench/`` share: the machine record, summaries of
 repeated measurements, ratios measured side by side, the scp paths of the
-data they read, and the command-line scaffold (parse, log, write the result).
+data they read, and how a result is written (JSON, printed report, log line).
 
 Every benchmark interleaves the things it compares round-robin in one
 process and reports ratios of measurements taken in the same round, so that a
@@ -10,7 +10,6 @@ under (:func:`machine_info`). Results are written as JSON by
 :func:`espnet_msrs.utils.atomic.write_json`.
 """
 
-import argparse
 import datetime
 import logging
 import os
@@ -26,7 +25,6 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 import torch
 
 from espnet_msrs.utils.atomic import write_json
-from espnet_msrs.utils.runtime import setup_logging
 
 logger = logging.getLogger(__name__)
 
@@ -188,15 +186,6 @@ def resolve_scp_path(path: str, data_dir: Path) -> Path:
             return (parent / candidate).resolve()
     raise ValueError(f"{data_dir}: {path} not found (relative to the current "
                      f"directory or to a folder above {data_dir})")
-
-
-def parse_command_line(
-    parser: argparse.ArgumentParser, cmd: Optional[Sequence[str]]
-) -> argparse.Namespace:
-    """``cmd`` (None: ``sys.argv``) parsed by ``parser``, logging set up (INFO)."""
-    args = parser.parse_args(cmd)
-    setup_logging(logging.INFO)
-    return args
 
 
 def write_result(

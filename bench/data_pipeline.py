@@ -68,6 +68,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from bench import common  # noqa: E402
+from espnet_msrs.utils.cli import parse_tool_args  # noqa: E402
 from espnet_msrs.utils.data_dir import read_kv  # noqa: E402
 
 logger = logging.getLogger(__name__)
@@ -515,7 +516,7 @@ def _work_dir(path: Optional[Path]) -> Iterator[Path]:
 
 def main(cmd: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     """Command-line entry point; returns the result written to ``--out``."""
-    args = common.parse_command_line(get_parser(), cmd)
+    args = parse_tool_args(get_parser(), cmd)
     import espnet_msrs
 
     espnet_msrs.register()

@@ -55,6 +55,7 @@ import torch  # noqa: E402
 import yaml  # noqa: E402
 
 from bench import common  # noqa: E402
+from espnet_msrs.utils.cli import parse_tool_args  # noqa: E402
 from espnet_msrs.utils.data_dir import read_kv  # noqa: E402
 
 logger = logging.getLogger(__name__)
@@ -281,7 +282,7 @@ def get_parser() -> argparse.ArgumentParser:
 
 def main(cmd: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     """Command-line entry point; returns the result written to ``--out``."""
-    args = common.parse_command_line(get_parser(), cmd)
+    args = parse_tool_args(get_parser(), cmd)
     models = [ModelSpec.parse(m, i == 0) for i, m in enumerate(args.model)]
     if args.num_utts < 1 or args.threads < 1 or args.warmup < 0:
         raise ValueError("--num_utts and --threads must be >= 1, --warmup >= 0")

@@ -157,6 +157,7 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 from bench import common  # noqa: E402
+from espnet_msrs.utils.cli import parse_tool_args  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -1269,7 +1270,7 @@ def describe(result: Dict[str, Any], conf: "BenchConfig") -> str:
 
 def main(cmd: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     """Command-line entry point; returns the result written to ``--out``."""
-    args = common.parse_command_line(get_parser(), cmd)
+    args = parse_tool_args(get_parser(), cmd)
     conf = config_from_args(args)
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     result = run_benchmark(conf, variants)
