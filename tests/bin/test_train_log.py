@@ -16,10 +16,8 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
-from tests.helpers.tiny_corpus import make_tiny_corpus
-from tests.tasks.test_msrs_procedure import CONFIG, _cmd
+from tests.tasks.test_msrs_procedure import _cmd, corpus  # noqa: F401  (fixture)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -36,17 +34,6 @@ def _run_training(corpus, out: Path, *extra) -> str:
     text = log.read_text()
     assert proc.returncode == 0, text[-3000:]
     return text
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    root = tmp_path_factory.mktemp("log_corpus")
-    paths = make_tiny_corpus(root, sets={"train": 8, "valid": 4})
-    config = root / "train.yaml"
-    config.write_text(yaml.safe_dump(CONFIG))
-    paths["config"] = config
-    paths["root"] = root
-    return paths
 
 
 def test_search_log_has_epoch_results_eta_terms_and_resume(corpus):

@@ -642,17 +642,18 @@ DDP_DRIVER = textwrap.dedent(
     from espnet_msrs.train.msrs_trainer import MSRSTrainer
 
 
+    def record(method):
+        return RECORD
+
+
     class RecordingTrainer(MSRSTrainer):
         @classmethod
         def run(cls, model, **kwargs):
             super().run(model=model, **kwargs)
-            c = model.sparse_method
             rank = torch.distributed.get_rank()
             out = kwargs["trainer_options"].output_dir
             torch.save(
-                {"model": model.state_dict(), "epochs": c.epochs,
-                 "history": c.history, "converged": c.converged,
-                 "stop_reason": c.stop_reason,
+                {"model": model.state_dict(), **record(model.sparse_method),
                  "world_size": torch.distributed.get_world_size()},
                 f"{out}/rank{rank}.pth",
             )
@@ -673,15 +674,17 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_ddp_two_cpu_ranks_share_phi_masks_and_stop(corpus):
-    out = corpus["root"] / "ddp_search"
-    driver = corpus["root"] / "ddp_driver.py"
-    driver.write_text(DDP_DRIVER)
+def train_on_two_gloo_ranks(corpus, out: Path, extra, record: str) -> tuple:
+    """Train on two CPU processes (gloo DDP) into ``out``; each rank saves its
+    state dict, world size and ``record``, a Python expression of ``method``
+    (the model's sparse method) after training.  Returns both ranks' saves."""
+    driver = out.parent / f"{out.name}_driver.py"
+    driver.write_text(DDP_DRIVER.replace("RECORD", record))
     port = _free_port()
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
     procs = []
     for rank in range(2):
-        cmd = [sys.executable, str(driver), *_cmd(corpus, out, SEARCH),
+        cmd = [sys.executable, str(driver), *_cmd(corpus, out, extra),
                "--multiprocessing_distributed", "false", "--dist_backend", "gloo",
                "--dist_world_size", "2", "--dist_rank", str(rank),
                "--dist_master_addr", "127.0.0.1", "--dist_master_port", str(port)]
@@ -697,8 +700,17 @@ def test_ddp_two_cpu_ranks_share_phi_masks_and_stop(corpus):
                 p.wait()
     for p, err in zip(procs, errs):
         assert p.returncode == 0, err[-3000:]
-    r0 = torch.load(out / "rank0.pth", weights_only=False)
-    r1 = torch.load(out / "rank1.pth", weights_only=False)
+    return tuple(torch.load(out / f"rank{rank}.pth", weights_only=False)
+                 for rank in range(2))
+
+
+def test_ddp_two_cpu_ranks_share_phi_masks_and_stop(corpus):
+    out = corpus["root"] / "ddp_search"
+    r0, r1 = train_on_two_gloo_ranks(
+        corpus, out, SEARCH,
+        '{"epochs": method.epochs, "history": method.history, '
+        '"converged": method.converged, "stop_reason": method.stop_reason}',
+    )
     assert r0["world_size"] == r1["world_size"] == 2
     # identical φ (hence masks), θ and stop decision on both ranks, bit for bit
     assert set(r0["model"]) == set(r1["model"])

@@ -3,19 +3,12 @@ a kill equals the uninterrupted run (masks, schedule position, random
 state), CPU bf16 autocast, and identical masks on two gloo DDP ranks."""
 
 import json
-import os
-import subprocess
-import sys
-import textwrap
 
 import pytest
 import torch
 
 from tests.tasks.test_msrs_procedure import (  # noqa: F401  (fixtures)
-    REPO,
     STEPS_PER_EPOCH,
-    _cmd,
-    _free_port,
     assert_nested_close,
     assert_same_training_state,
     checkpoint,
@@ -24,6 +17,7 @@ from tests.tasks.test_msrs_procedure import (  # noqa: F401  (fixtures)
     task,
     train,
     train_killed,
+    train_on_two_gloo_ranks,
 )
 
 # SET: random regrowth, so a resume must also restore the generator state
@@ -83,68 +77,12 @@ def test_rigl_under_cpu_bf16_autocast(task, corpus):
     assert "nan" not in json.dumps(report)
 
 
-DDP_DRIVER = textwrap.dedent(
-    """
-    import sys
-
-    import torch
-
-    torch.set_num_threads(1)
-    import espnet_msrs  # noqa: F401
-    from espnet_msrs.tasks.asr import MSRSASRTask
-    from espnet_msrs.train.msrs_trainer import MSRSTrainer
-
-
-    class RecordingTrainer(MSRSTrainer):
-        @classmethod
-        def run(cls, model, **kwargs):
-            super().run(model=model, **kwargs)
-            method = model.sparse_method
-            rank = torch.distributed.get_rank()
-            out = kwargs["trainer_options"].output_dir
-            torch.save(
-                {"model": model.state_dict(), "masks": method.mask_state.masks,
-                 "updates": method.mask_updates,
-                 "world_size": torch.distributed.get_world_size()},
-                f"{out}/rank{rank}.pth",
-            )
-
-
-    class Task(MSRSASRTask):
-        trainer = RecordingTrainer
-
-
-    Task.main(cmd=sys.argv[1:])
-    """
-)
-
-
 def test_rigl_ddp_two_cpu_ranks_have_identical_masks(corpus):
     out = corpus["root"] / "rigl_ddp"
-    driver = corpus["root"] / "rigl_ddp_driver.py"
-    driver.write_text(DDP_DRIVER)
-    port = _free_port()
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
-    procs = []
-    for rank in range(2):
-        cmd = [sys.executable, str(driver), *_cmd(corpus, out, RIGL),
-               "--multiprocessing_distributed", "false", "--dist_backend", "gloo",
-               "--dist_world_size", "2", "--dist_rank", str(rank),
-               "--dist_master_addr", "127.0.0.1", "--dist_master_port", str(port)]
-        procs.append(subprocess.Popen(cmd, env=env, cwd=str(REPO),
-                                      stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.PIPE, text=True))
-    try:
-        errs = [p.communicate(timeout=300)[1] for p in procs]
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-    for p, err in zip(procs, errs):
-        assert p.returncode == 0, err[-3000:]
-    r0 = torch.load(out / "rank0.pth", weights_only=False)
-    r1 = torch.load(out / "rank1.pth", weights_only=False)
+    r0, r1 = train_on_two_gloo_ranks(
+        corpus, out, RIGL,
+        '{"masks": method.mask_state.masks, "updates": method.mask_updates}',
+    )
     assert r0["world_size"] == r1["world_size"] == 2
     assert r0["updates"] == r1["updates"] > 0
     for name, mask in r0["masks"].items():
