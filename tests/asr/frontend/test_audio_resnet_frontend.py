@@ -8,23 +8,11 @@ import torch.nn.functional as F
 from espnet2.asr.frontend.abs_frontend import AbsFrontend
 
 from espnet_msrs.asr.frontend.audio_resnet_frontend import AudioResNetFrontend
-
-TINY = dict(stem_channels=4, widths=(4, 8), blocks=(1, 1), strides=(1, 2))
-
-
-def _randomise_batchnorm(module: torch.nn.Module) -> None:
-    """Non-trivial BatchNorm statistics/affine (fresh ones map 0 to 0)."""
-    for m in module.modules():
-        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-            m.running_mean.normal_()
-            m.running_var.uniform_(0.5, 2.0)
-            torch.nn.init.normal_(m.weight, 1.0, 0.3)
-            torch.nn.init.normal_(m.bias, 0.0, 0.5)
+from tests.helpers.resnet_frontends import TINY, randomise_batchnorm, tiny_frontend
 
 
 def _tiny(**kwargs) -> AudioResNetFrontend:
-    torch.manual_seed(0)
-    return AudioResNetFrontend(**{**TINY, **kwargs})
+    return tiny_frontend(AudioResNetFrontend, **kwargs)
 
 
 @pytest.mark.parametrize("samples", [1, 639, 640, 641, 1280, 2000, 3333])
@@ -51,7 +39,7 @@ def test_batch_with_different_lengths():
 def test_padding_does_not_change_valid_frames(kwargs):
     frontend = _tiny(activation="prelu", **kwargs).eval()
     torch.manual_seed(1)
-    _randomise_batchnorm(frontend)
+    randomise_batchnorm(frontend)
     lengths = [3000, 1000, 641]
     waves = [torch.randn(n) for n in lengths]
     batch = torch.randn(3, 3000) * 10.0  # garbage in the padding

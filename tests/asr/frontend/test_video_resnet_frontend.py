@@ -5,23 +5,11 @@ import torch
 from espnet2.asr.frontend.abs_frontend import AbsFrontend
 
 from espnet_msrs.asr.frontend.video_resnet_frontend import VideoResNetFrontend
-
-TINY = dict(stem_channels=4, widths=(4, 8), blocks=(1, 1), strides=(1, 2))
-
-
-def _randomise_batchnorm(module: torch.nn.Module) -> None:
-    """Non-trivial BatchNorm statistics/affine (fresh ones map 0 to 0)."""
-    for m in module.modules():
-        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-            m.running_mean.normal_()
-            m.running_var.uniform_(0.5, 2.0)
-            torch.nn.init.normal_(m.weight, 1.0, 0.3)
-            torch.nn.init.normal_(m.bias, 0.0, 0.5)
+from tests.helpers.resnet_frontends import TINY, randomise_batchnorm, tiny_frontend
 
 
 def _tiny(**kwargs) -> VideoResNetFrontend:
-    torch.manual_seed(0)
-    return VideoResNetFrontend(**{**TINY, **kwargs})
+    return tiny_frontend(VideoResNetFrontend, **kwargs)
 
 
 @pytest.mark.parametrize("frames", [1, 5, 9])
@@ -47,7 +35,7 @@ def test_five_dim_input_equals_four_dim():
 def test_padding_does_not_change_valid_frames():
     frontend = _tiny(activation="prelu").eval()
     torch.manual_seed(1)
-    _randomise_batchnorm(frontend)
+    randomise_batchnorm(frontend)
     long, short = torch.randn(7, 16, 16), torch.randn(4, 16, 16)
     batch = torch.randn(2, 7, 16, 16) * 5.0  # garbage in the padding
     batch[0], batch[1, :4] = long, short
