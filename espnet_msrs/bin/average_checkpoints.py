@@ -53,7 +53,7 @@ from typing import List, Optional, Tuple
 
 from espnet2.utils.types import str2bool
 
-from espnet_msrs.utils.runtime import setup_logging
+from espnet_msrs.utils.cli import parse_tool_args, tool_parser
 
 logger = logging.getLogger(__name__)
 
@@ -287,10 +287,7 @@ def log_masked_sparsity(model: Path, mask: Path) -> Tuple[float, int]:
 
 
 def get_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        description="Average the n best checkpoints of an ESPnet training",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+    parser = tool_parser("Average the n best checkpoints of an ESPnet training")
     parser.add_argument("--exp_dir", required=True, help="ESPnet training output dir")
     parser.add_argument("--criterion", nargs=3, default=["valid", "acc", "max"],
                         metavar=("PHASE", "KEY", "MODE"), help="Ranking criterion")
@@ -306,8 +303,7 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def main(cmd: Optional[List[str]] = None) -> None:
-    setup_logging(logging.INFO)
-    args = get_parser().parse_args(cmd)
+    args = parse_tool_args(get_parser(), cmd)
     if args.last_epoch:
         model = last_epoch_model(args.exp_dir, args.out)
     else:

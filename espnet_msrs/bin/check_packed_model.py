@@ -45,6 +45,7 @@ from espnet2.utils.types import str2bool
 
 from espnet_msrs.utils import atomic
 from espnet_msrs.utils.data_dir import read_kv
+from espnet_msrs.utils.cli import tool_parser
 from espnet_msrs.utils.runtime import setup_logging
 
 logger = logging.getLogger(__name__)
@@ -147,10 +148,9 @@ def check_packed_model(
 
 
 def get_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        description="Check a packed ESPnet model zip: safe unpack with espnet_model_zoo "
-        "and decode one utterance with Speech2Text",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    parser = tool_parser(
+        "Check a packed ESPnet model zip: safe unpack with espnet_model_zoo "
+        "and decode one utterance with Speech2Text"
     )
     parser.add_argument("--zip", required=True, help="Packed model (espnet2.bin.pack)")
     parser.add_argument("--data_dir", required=True, help="Data dir with the utterance")

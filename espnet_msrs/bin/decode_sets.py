@@ -47,6 +47,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from espnet2.utils.types import str2bool
 
 from espnet_msrs.utils import atomic
+from espnet_msrs.utils.cli import tool_parser
 from espnet_msrs.utils.runtime import setup_logging
 
 logger = logging.getLogger(__name__)
@@ -132,10 +133,9 @@ def _train_args(config: Optional[str]) -> Optional[argparse.Namespace]:
 
 
 def get_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        description="Decode several sets with espnet2.bin.asr_inference in one process; "
-        "options after -- go to asr_inference",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    parser = tool_parser(
+        "Decode several sets with espnet2.bin.asr_inference in one process; "
+        "options after -- go to asr_inference"
     )
     parser.add_argument("--set", dest="sets", action="append", required=True,
                         help="name|path,name,type[|path,name,type...] (repeatable)")

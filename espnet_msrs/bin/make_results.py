@@ -36,8 +36,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-from espnet_msrs.utils.runtime import setup_logging
 from espnet_msrs.scoring.results import load_result, make_results_md
+from espnet_msrs.utils.cli import parse_tool_args, tool_parser
 
 logger = logging.getLogger(__name__)
 _SNR_SET = re.compile(r"^(?P<test>.+)_snr(?P<snr>[-+]?[0-9]+(?:\.[0-9]+)?)$")
@@ -220,10 +220,7 @@ def print_table(path: Path) -> None:
 
 
 def get_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        description="Write RESULTS.md from scored decodings (MSRS Table 3 layout)",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+    parser = tool_parser("Write RESULTS.md from scored decodings (MSRS Table 3 layout)")
     parser.add_argument("--exp_root", default="exp", help="Experiments root")
     parser.add_argument("--tag", default=None, help="Experiment of --tag_out")
     parser.add_argument("--tag_out", default=None, help="RESULTS.md of --tag")
@@ -239,8 +236,7 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def main(cmd: Optional[List[str]] = None) -> None:
-    setup_logging(logging.INFO)
-    args = get_parser().parse_args(cmd)
+    args = parse_tool_args(get_parser(), cmd)
     if args.print_table:
         print_table(Path(args.print_table))
         return

@@ -49,7 +49,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, TextIO, Tuple, Union
 import torch
 import yaml
 
-from espnet_msrs.utils.runtime import setup_logging
+from espnet_msrs.utils.cli import add_log_level_argument, parse_tool_args, tool_parser
 
 logger = logging.getLogger(__name__)
 
@@ -497,10 +497,9 @@ def summarize(
 
 
 def get_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        description="Parameters per group, ranks of factorised layers, sparsity "
-        "of a checkpoint, and the total of an ESPnet training config (no data).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    parser = tool_parser(
+        "Parameters per group, ranks of factorised layers, sparsity "
+        "of a checkpoint, and the total of an ESPnet training config (no data)."
     )
     parser.add_argument("--config", required=True, help="ESPnet training YAML")
     parser.add_argument(
@@ -516,19 +515,13 @@ def get_parser() -> argparse.ArgumentParser:
         help="Model state dict (model.pth, valid.acc.ave.pth, init.pth) or "
         "checkpoint.pth: load it and report its sparsity per group",
     )
-    parser.add_argument(
-        "--log_level",
-        default="WARNING",
-        choices=("ERROR", "WARNING", "INFO", "DEBUG"),
-        help="Logging level",
-    )
+    add_log_level_argument(parser, default="WARNING")
     return parser
 
 
 def main(cmd: Optional[Sequence[str]] = None) -> int:
     """Command-line entry point; returns total_params."""
-    args = get_parser().parse_args(cmd)
-    setup_logging(args.log_level)
+    args = parse_tool_args(get_parser(), cmd)
     return summarize(args.config, args.vocab_size, args.checkpoint)
 
 

@@ -29,7 +29,7 @@ import re
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from espnet_msrs.utils.cli import parse_tool_args
+from espnet_msrs.utils.cli import parse_tool_args, tool_parser
 from espnet_msrs.utils.figures import pyplot, save_figure, write_plot_json
 
 logger = logging.getLogger(__name__)
@@ -186,10 +186,7 @@ def plot(data: List[Dict], key: str, output: Path, layout: str = "side_by_side",
 
 
 def get_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        description="Gradient norm vs step of several runs (MSRS Fig. 1 layout)",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+    parser = tool_parser("Gradient norm vs step of several runs (MSRS Fig. 1 layout)")
     parser.add_argument("--run", action="append", required=True,
                         help="[label=]path: an ESPnet experiment dir (its "
                         "tensorboard/train or train.log), an event dir or a log")

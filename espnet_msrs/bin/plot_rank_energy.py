@@ -42,7 +42,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 import torch
 
 from espnet_msrs.layers.linear_groups import linear_group
-from espnet_msrs.utils.cli import parse_tool_args
+from espnet_msrs.utils.cli import parse_tool_args, tool_parser
 from espnet_msrs.utils.figures import pyplot, save_figure, write_plot_json
 
 logger = logging.getLogger(__name__)
@@ -234,10 +234,9 @@ def plot(data: List[Dict[str, Any]], output: Path, energy: float,
 
 
 def get_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        description="Fraction of singular vectors for 95%% of the energy of every "
-        "MHSA/FFN linear, by depth and across checkpoints (LR-SMS Figs. 1 and 3)",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    parser = tool_parser(
+        "Fraction of singular vectors for 95%% of the energy of every "
+        "MHSA/FFN linear, by depth and across checkpoints (LR-SMS Figs. 1 and 3)"
     )
     parser.add_argument("--checkpoint", nargs="+", action="extend", required=True,
                         help="[label=]model.pth, one or more (the option may be "

@@ -43,7 +43,7 @@ import re
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from espnet_msrs.utils.cli import parse_tool_args
+from espnet_msrs.utils.cli import parse_tool_args, tool_parser
 from espnet_msrs.utils.figures import pyplot, save_figure, write_plot_json
 
 logger = logging.getLogger(__name__)
@@ -253,10 +253,7 @@ def plot(data: List[Dict[str, Any]], output: Path, title: Optional[str] = None,
 
 
 def get_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        description="Sparsity per module group of MSRS runs (MSRS Fig. 3 layout)",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+    parser = tool_parser("Sparsity per module group of MSRS runs (MSRS Fig. 3 layout)")
     parser.add_argument("--report", nargs="+", action="extend", default=[],
                         help="[label=]sparsity_report.json, one or more (the "
                         "option may be repeated)")

@@ -19,17 +19,14 @@ import sys
 from typing import List, Optional
 
 from espnet_msrs.scoring.results import SCORERS, score_dir
-from espnet_msrs.utils.runtime import setup_logging
+from espnet_msrs.utils.cli import add_log_level_argument, parse_tool_args, tool_parser
 
 logger = logging.getLogger(__name__)
 
 
 def get_parser() -> argparse.ArgumentParser:
     """Command-line parser."""
-    parser = argparse.ArgumentParser(
-        description="Score a decoded test set (WER and CER) with sclite or jiwer",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+    parser = tool_parser("Score a decoded test set (WER and CER) with sclite or jiwer")
     parser.add_argument("--ref", required=True, help="Reference Kaldi text file")
     parser.add_argument("--hyp", required=True, help="Hypothesis Kaldi text file")
     parser.add_argument("--out_dir", required=True, help="Output directory")
@@ -50,19 +47,13 @@ def get_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="Compare words exactly (sclite -s); default folds ASCII case",
     )
-    parser.add_argument(
-        "--log_level",
-        default="INFO",
-        choices=("ERROR", "WARNING", "INFO", "DEBUG"),
-        help="Logging level",
-    )
+    add_log_level_argument(parser)
     return parser
 
 
 def main(cmd: Optional[List[str]] = None) -> None:
     """Run the scorer from the command line."""
-    args = get_parser().parse_args(cmd)
-    setup_logging(args.log_level)
+    args = parse_tool_args(get_parser(), cmd)
     result = score_dir(
         args.ref,
         args.hyp,

@@ -24,11 +24,17 @@ LOG_LEVELS = ("ERROR", "WARNING", "INFO", "DEBUG")
 
 def tool_parser(doc: Optional[str]) -> argparse.ArgumentParser:
     """A parser whose description is the first line of ``doc`` (a module
-    docstring) and whose help shows every default."""
+    docstring or a one-line description) and whose help shows every default."""
     first = (doc or "").strip().splitlines()[0] if (doc or "").strip() else None
     return argparse.ArgumentParser(
         description=first, formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
+
+
+def add_log_level_argument(parser: argparse.ArgumentParser, default: str = "INFO") -> None:
+    """``--log_level`` (one of :data:`LOG_LEVELS`), read by :func:`parse_tool_args`."""
+    parser.add_argument("--log_level", default=default, choices=LOG_LEVELS,
+                        help="Logging level")
 
 
 def add_job_arguments(
@@ -38,7 +44,7 @@ def add_job_arguments(
     ``--failed_list`` (where failed utterances are listed with the reason)
     and ``--allow_failures`` (exit 0 anyway)."""
     parser.add_argument("--nj", type=int, default=nj, help="Parallel processes")
-    parser.add_argument("--log_level", default="INFO", choices=LOG_LEVELS)
+    add_log_level_argument(parser)
     if failures:
         from espnet2.utils.types import str2bool
 
