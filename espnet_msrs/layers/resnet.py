@@ -132,6 +132,34 @@ def mask_time(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     return x * valid[:, None, :].to(x.dtype)
 
 
+def check_input_lengths(
+    owner: str, input_lengths: torch.Tensor, batch: int, length: int, unit: str
+) -> None:
+    """Check a front end's ``input_lengths`` against its input.
+
+    Args:
+        owner: The front end, named in the messages.
+        input_lengths: (B,) valid length of every input.
+        batch: B of the input.
+        length: The input's padded length (samples or frames).
+        unit: What ``length`` counts (``samples``, ``frames``).
+
+    Raises:
+        ValueError: ``input_lengths`` is not of shape (B,), or a length lies
+            outside [0, length].
+    """
+    if input_lengths.shape != (batch,):
+        raise ValueError(
+            f"{owner}: input_lengths of shape "
+            f"{tuple(input_lengths.shape)}; expected ({batch},)"
+        )
+    if batch > 0 and (input_lengths.min() < 0 or input_lengths.max() > length):
+        raise ValueError(
+            f"{owner}: input_lengths {input_lengths.tolist()} must "
+            f"lie in [0, {length}] (the number of {unit} of the input)"
+        )
+
+
 def ceil_div(lengths: torch.Tensor, divisor: int) -> torch.Tensor:
     """``ceil(lengths / divisor)`` on integer tensors."""
     return torch.div(lengths + divisor - 1, divisor, rounding_mode="floor")

@@ -41,6 +41,7 @@ from typeguard import typechecked
 from espnet_msrs.layers.resnet import (
     ResNet,
     ceil_div,
+    check_input_lengths,
     init_resnet_weights,
     make_activation,
     mask_time,
@@ -166,16 +167,7 @@ class AudioResNetFrontend(AbsFrontend):
                 "(z-normalised) waveform"
             )
         batch, samples = x.shape
-        if input_lengths.shape != (batch,):
-            raise ValueError(
-                f"AudioResNetFrontend: input_lengths of shape "
-                f"{tuple(input_lengths.shape)}; expected ({batch},)"
-            )
-        if batch > 0 and (input_lengths.min() < 0 or input_lengths.max() > samples):
-            raise ValueError(
-                f"AudioResNetFrontend: input_lengths {input_lengths.tolist()} must "
-                f"lie in [0, {samples}] (the number of samples of the input)"
-            )
+        check_input_lengths("AudioResNetFrontend", input_lengths, batch, samples, "samples")
 
         out_lengths = self.output_lengths(input_lengths)
         frames = -(-samples // self.hop_length)

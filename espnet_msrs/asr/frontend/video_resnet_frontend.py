@@ -31,6 +31,7 @@ from typeguard import typechecked
 
 from espnet_msrs.layers.resnet import (
     ResNet,
+    check_input_lengths,
     init_resnet_weights,
     make_activation,
     validate_resnet_config,
@@ -135,16 +136,7 @@ class VideoResNetFrontend(AbsFrontend):
                 "float frames"
             )
         batch, frames = x.shape[:2]
-        if input_lengths.shape != (batch,):
-            raise ValueError(
-                f"VideoResNetFrontend: input_lengths of shape "
-                f"{tuple(input_lengths.shape)}; expected ({batch},)"
-            )
-        if batch > 0 and (input_lengths.min() < 0 or input_lengths.max() > frames):
-            raise ValueError(
-                f"VideoResNetFrontend: input_lengths {input_lengths.tolist()} must "
-                f"lie in [0, {frames}] (the number of frames of the input)"
-            )
+        check_input_lengths("VideoResNetFrontend", input_lengths, batch, frames, "frames")
 
         valid = torch.arange(frames, device=x.device)[None, :] < input_lengths[
             :, None
