@@ -61,17 +61,6 @@ ESPNET_RUNTIME_KEYS = ("version", "distributed", "required", "config", "print_co
 MASK_LOGITS = "mask_logits"
 _EXTRA_STATE = "_extra_state"
 
-#: Parameter-name prefix -> summary group, first match wins (see param_group).
-_PREFIX_GROUPS: Tuple[Tuple[str, str], ...] = (
-    ("frontend.audio_frontend.", "frontend.audio"),
-    ("frontend.video_frontend.", "frontend.video"),
-    ("frontend.fusion.", "frontend.fusion"),
-    ("frontend.", "frontend"),
-    ("encoder.embed.", "encoder.input"),
-    ("decoder.embed.", "output.decoder"),
-    ("decoder.output_layer.", "output.decoder"),
-    ("ctc.", "output.ctc"),
-)
 _GROUP_ORDER = (
     "frontend.audio",
     "frontend.video",
@@ -92,30 +81,17 @@ _GROUP_ORDER = (
 
 
 def param_group(name: str) -> str:
-    """Summary group of an ESPnet ASR model parameter.
-
-    Args:
-        name: Parameter name relative to the ``ESPnetASRModel``.
-
-    Returns:
-        ``frontend.audio`` | ``frontend.video`` | ``frontend.fusion`` |
-        ``frontend`` | ``encoder.input`` | ``encoder.block<b>`` |
-        ``encoder.other`` | ``decoder.block<b>`` | ``decoder.other`` |
-        ``output.decoder`` | ``output.ctc`` | the first name component
-        (``normalize``, ``preencoder``, ``postencoder``) | ``other``.
+    """Summary group of an ESPnet ASR model parameter: the sparsity report's
+    grouping at its finer level (:func:`espnet_msrs.sparsity.report.group_of`
+    with ``fine=True``): ``frontend.audio`` | ``frontend.video`` |
+    ``frontend.fusion`` | ``frontend`` | ``encoder.input`` |
+    ``encoder.block<b>`` | ``encoder.other`` | ``decoder.block<b>`` |
+    ``decoder.other`` | ``output.decoder`` | ``output.ctc`` | ``normalize`` |
+    ``preencoder`` | ``postencoder`` | ``other``.
     """
-    for prefix, group in _PREFIX_GROUPS:
-        if name.startswith(prefix):
-            return group
-    parts = name.split(".")
-    for sub, blocks in (("encoder", "encoders"), ("decoder", "decoders")):
-        if parts[0] == sub:
-            if len(parts) > 2 and parts[1] == blocks and parts[2].isdigit():
-                return f"{sub}.block{int(parts[2])}"
-            return f"{sub}.other"
-    if parts[0] in ("normalize", "preencoder", "postencoder"):
-        return parts[0]
-    return "other"
+    from espnet_msrs.sparsity.report import group_of
+
+    return group_of(name, fine=True)
 
 
 def _group_sort_key(group: str) -> Tuple[int, int]:
@@ -388,11 +364,7 @@ def load_into(
         k: v
         for k, v in state.items()
         if k in own
-        or not (
-            _is_mask_logits(k)
-            or k.endswith(_EXTRA_STATE)
-            or k.startswith("msrs_controller.")  # mask-search stop history
-        )
+        or not (_is_mask_logits(k) or k.endswith(_EXTRA_STATE))
     }
     missing = sorted(set(own) - set(loadable))
     unexpected = sorted(set(loadable) - set(own))

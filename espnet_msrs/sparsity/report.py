@@ -24,8 +24,23 @@ _GROUP_ORDER = ("frontend", "fusion", "encoder.input", "encoder.block",
                 "encoder.other", "decoder.block", "decoder.other", "output", "other")
 
 
-def group_of(param_name: str) -> str:
-    """Module group of an ESPnet ASR model parameter.
+#: The finer groups of ``group_of(..., fine=True)`` (the model summary's
+#: table): parameter-name prefix -> group, first match wins.
+_FINE_PREFIXES = (
+    ("frontend.audio_frontend.", "frontend.audio"),
+    ("frontend.video_frontend.", "frontend.video"),
+    ("frontend.fusion.", "frontend.fusion"),
+    ("decoder.embed.", "output.decoder"),
+    ("decoder.output_layer.", "output.decoder"),
+    ("ctc.", "output.ctc"),
+)
+_FINE_HEADS = ("normalize", "preencoder", "postencoder")
+
+
+def group_of(param_name: str, fine: bool = False) -> str:
+    """Module group of an ESPnet ASR model parameter: the one grouping of
+    parameters used by the sparsity reports (MSRS Fig. 3) and, with
+    ``fine=True``, by ``model_summary``'s parameter table.
 
     Rules, first match wins: ``fusion`` anywhere -> ``fusion``;
     ``frontend.`` -> ``frontend``; ``encoder.embed.`` -> ``encoder.input``;
@@ -33,14 +48,24 @@ def group_of(param_name: str) -> str:
     ``decoder.decoders.<b>.`` -> ``decoder.block<b>``; ``ctc.``,
     ``decoder.output_layer``, ``decoder.embed`` -> ``output``; other
     ``encoder.``/``decoder.`` -> ``encoder.other``/``decoder.other``;
-    anything else -> ``other``.
+    anything else -> ``other``. ``fine=True`` first splits the front end
+    (``frontend.audio|video|fusion``) and the output layers
+    (``output.decoder|ctc``) and names ESPnet's ``normalize``,
+    ``preencoder`` and ``postencoder``.
 
     Args:
         param_name: Parameter name relative to the ESPnet model.
+        fine: The model summary's finer groups.
 
     Returns:
         Group name.
     """
+    if fine:
+        for prefix, group in _FINE_PREFIXES:
+            if param_name.startswith(prefix):
+                return group
+        if param_name.split(".")[0] in _FINE_HEADS:
+            return param_name.split(".")[0]
     if "fusion" in param_name:
         return "fusion"
     if param_name.startswith("frontend."):
