@@ -365,13 +365,21 @@ def _git(recipe_dir: Path, *args: str) -> str:
 STUDY_OUTPUTS = ("results", "figures", "STUDY.md", "DISCUSSION.md")
 
 
-def code_revision() -> str:
-    """Revision of the repository's code; ``-dirty`` if a tracked file other
-    than the study's outputs differs from it."""
-    rev = _git(REPO, "rev-parse", "--short=12", "HEAD")
-    study = Path(__file__).resolve().parents[1].relative_to(REPO)
+def code_revision(recipe_dir: Path) -> str:
+    """Revision of the code the cells run: the git checkout holding
+    ``recipe_dir`` (its ``path.sh`` puts that checkout's package on the
+    path), or this script's repository for a recipe outside git (the micro
+    test's sandbox, whose ``path.sh`` points here); ``-dirty`` if a tracked
+    file other than the study's outputs differs from it."""
+    root = _git(recipe_dir, "rev-parse", "--show-toplevel")
+    repo = Path(root).resolve() if root != "unknown" else REPO
+    rev = _git(repo, "rev-parse", "--short=12", "HEAD")
+    try:
+        study = Path(recipe_dir).resolve().relative_to(repo)
+    except ValueError:  # a sandbox outside the repository
+        study = Path(__file__).resolve().parents[1].relative_to(REPO)
     excludes = [f":(exclude){study / name}" for name in STUDY_OUTPUTS]
-    changed = _git(REPO, "status", "--porcelain", "--untracked-files=no", "--", ".", *excludes)
+    changed = _git(repo, "status", "--porcelain", "--untracked-files=no", "--", ".", *excludes)
     return rev + ("-dirty" if changed and changed != "unknown" else "")
 
 
@@ -491,7 +499,7 @@ def run_cell(cell: Cell, knobs: Knobs) -> Dict[str, Any]:
     record = {"tag": cell.tag, "command": cmd, "rc": rc, "start": start,
               "end": time.time(), "wall_s": round(time.time() - start, 1),
               "cpu_s": round(cpu, 1),
-              "code": code_revision(), "host": platform.node()}
+              "code": code_revision(knobs.recipe_dir), "host": platform.node()}
     _write_json(exp / "study_cell.json", record)
     if rc != 0:
         logger.error(f"cell {cell.tag}: failed (status {rc}); see {exp / 'study_run.log'}")
@@ -560,7 +568,7 @@ def run_table(table: str, knobs: Knobs, cells: Sequence[Cell]) -> Dict[str, Any]
         "table": table, "start": start, "end": time.time(),
         "wall_s": round(time.time() - start, 1), "jobs": knobs.jobs, "micro": knobs.micro,
         "cells_run_now": sorted(results), "status": status, "not_run": skipped,
-        "code": code_revision(), "host": platform.node(),
+        "code": code_revision(knobs.recipe_dir), "host": platform.node(),
         "cpus": os.cpu_count(), "load_start": load_start,
         "load_end": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
     }
