@@ -214,10 +214,17 @@ class MSRSASRTask(ASRTask):
         that would turn that call into a no-op and drop every INFO line
         (epoch results, ETA, "resumed from") from ``train.log``.
         ``--init_param`` files are checked (weights only, named in errors)
-        before ESPnet loads them with ``weights_only=False``."""
+        before ESPnet loads them with ``weights_only=False``. After training,
+        a DDP process group ESPnet initialised is destroyed (ESPnet leaves it
+        to interpreter exit, where a gloo worker can abort with "terminate
+        called without an active exception")."""
         drop_implicit_log_handlers()
         check_init_params(args.init_param)
         super().main_worker(args)
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
 
     @classmethod
     def build_model(cls, args: argparse.Namespace):
