@@ -71,16 +71,9 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 import torch
 
 from espnet_msrs.sparsity.baselines.prune_grow import (
-    count_active,
-    cosine_decay,
-    cubic_sparsity,
-    global_keep_largest,
-)
+    count_active, cosine_decay, cubic_sparsity, global_keep_largest)
 from espnet_msrs.sparsity.baselines.sparse_training_strategy import (
-    SparseTrainingStrategy,
-    check_fraction,
-    check_interval,
-)
+    Masks, SparseTrainingStrategy, TensorMap, check_fraction, check_interval)
 
 #: (producer weight regex, consumer weight replacement) of the default channels.
 DEFAULT_CHANNEL_PAIRS: Tuple[Tuple[str, str], ...] = (
@@ -204,15 +197,15 @@ class CHASE(SparseTrainingStrategy):
             if name not in self.removed or self.removed[name].numel() != shapes[name][0]:
                 self.removed[name] = torch.zeros(int(shapes[name][0]), dtype=torch.bool)
 
-    def _ensure_channels(self, tensors: Mapping[str, torch.Tensor]) -> None:
+    def _ensure_channels(self, tensors: TensorMap) -> None:
         if not self.channels:
             self.resolve_channels({n: tuple(t.shape) for n, t in tensors.items()})
 
-    def initial_masks(self, weights: Mapping[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    def initial_masks(self, weights: TensorMap) -> Masks:
         self.resolve_channels({n: tuple(w.shape) for n, w in weights.items()})
         return super().initial_masks(weights)
 
-    def allowed(self, masks: Mapping[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    def allowed(self, masks: TensorMap) -> Masks:
         """Name -> bool tensor, False on the entries of removed channels."""
         allowed = {n: torch.ones_like(m, dtype=torch.bool) for n, m in masks.items()}
         for producer, consumer in self.channels.items():
@@ -227,13 +220,8 @@ class CHASE(SparseTrainingStrategy):
         t_end = max(1, int(self.channel_end * total_steps))
         return cubic_sparsity(step, 0, t_end, 0.0, self.channel_sparsity)
 
-    def remove_channels(
-        self,
-        step: int,
-        total_steps: int,
-        weights: Mapping[str, torch.Tensor],
-        masks: Mapping[str, torch.Tensor],
-    ) -> List[Tuple[str, int]]:
+    def remove_channels(self, step: int, total_steps: int, weights: TensorMap,
+                        masks: TensorMap) -> List[Tuple[str, int]]:
         """Remove channels (smallest UMM first) up to ``⌊s_c(t)·C⌋``; updates
         :attr:`removed` only (apply with :meth:`allowed`).
 
@@ -307,7 +295,7 @@ class CHASE(SparseTrainingStrategy):
     def wants_dense_grad(self, step: int, total_steps: int) -> bool:
         return self._is_exploration_step(step, total_steps)
 
-    def budget(self, masks: Mapping[str, torch.Tensor]) -> int:
+    def budget(self, masks: TensorMap) -> int:
         """B = round((1 − S)·N) active weights."""
         return round((1.0 - self.sparsity) * sum(m.numel() for m in masks.values()))
 
@@ -323,14 +311,8 @@ class CHASE(SparseTrainingStrategy):
         )
 
     # --------------------------------------------------------------- update
-    def update(
-        self,
-        step: int,
-        total_steps: int,
-        weights: Mapping[str, torch.Tensor],
-        masks: Mapping[str, torch.Tensor],
-        grads: Optional[Mapping[str, torch.Tensor]] = None,
-    ) -> Dict[str, torch.Tensor]:
+    def update(self, step: int, total_steps: int, weights: TensorMap, masks: TensorMap,
+               grads: Optional[TensorMap] = None) -> Masks:
         self._ensure_channels(masks)
         if grads is None:
             raise ValueError("CHASE.update needs the dense gradients (grads=None)")
@@ -359,8 +341,8 @@ class CHASE(SparseTrainingStrategy):
         return {n: new[n] | grown[n] for n in new}
 
     def final_masks(
-        self, weights: Mapping[str, torch.Tensor], masks: Mapping[str, torch.Tensor]
-    ) -> Dict[str, torch.Tensor]:
+        self, weights: TensorMap, masks: TensorMap
+    ) -> Masks:
         """Masks at the end of training: pruned by global magnitude to B if
         the run ended with the soft bound's extra weights still active."""
         budget = self.budget(masks)

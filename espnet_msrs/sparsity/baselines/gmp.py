@@ -17,20 +17,14 @@ training (the paper prunes early and lets the network recover with the rest
 of the schedule; it tunes t0, n per model).
 """
 
-from typing import Dict, Mapping, Optional
+from typing import Optional
 
 import torch
 
 from espnet_msrs.sparsity.baselines.prune_grow import (
-    count_active,
-    cubic_sparsity,
-    global_keep_largest,
-)
+    count_active, cubic_sparsity, global_keep_largest)
 from espnet_msrs.sparsity.baselines.sparse_training_strategy import (
-    SparseTrainingStrategy,
-    check_fraction,
-    check_interval,
-)
+    Masks, SparseTrainingStrategy, TensorMap, check_fraction, check_interval)
 
 SCOPES = ("layer", "global")
 
@@ -78,8 +72,8 @@ class GMP(SparseTrainingStrategy):
         self.scope = scope
 
     def initial_masks(
-        self, weights: Mapping[str, torch.Tensor]
-    ) -> Dict[str, torch.Tensor]:
+        self, weights: TensorMap
+    ) -> Masks:
         """All weights active (GMP starts from the dense model)."""
         return {
             name: torch.ones(w.shape, dtype=torch.bool, device=w.device)
@@ -101,14 +95,8 @@ class GMP(SparseTrainingStrategy):
         t0, t_end = self.schedule(total_steps)
         return t0 <= step <= t_end and (step - t0) % self.update_interval == 0
 
-    def update(
-        self,
-        step: int,
-        total_steps: int,
-        weights: Mapping[str, torch.Tensor],
-        masks: Mapping[str, torch.Tensor],
-        grads: Optional[Mapping[str, torch.Tensor]] = None,
-    ) -> Dict[str, torch.Tensor]:
+    def update(self, step: int, total_steps: int, weights: TensorMap, masks: TensorMap,
+               grads: Optional[TensorMap] = None) -> Masks:
         density = 1.0 - self.sparsity_at(step, total_steps)
         scores = {name: weights[name].detach().abs() for name in masks}
         if self.scope == "global":

@@ -12,16 +12,13 @@ weights a layer may drop (:meth:`drop_count`) and in where the k weights
 grow (:meth:`grow`).
 """
 
-from typing import Dict, Mapping, Optional
+from typing import Optional
 
 import torch
 
 from espnet_msrs.sparsity.baselines.prune_grow import drop_smallest
 from espnet_msrs.sparsity.baselines.sparse_training_strategy import (
-    SparseTrainingStrategy,
-    check_fraction,
-    check_interval,
-)
+    Masks, SparseTrainingStrategy, TensorMap, check_fraction, check_interval)
 
 
 class LayerwiseDropAndGrow(SparseTrainingStrategy):
@@ -78,14 +75,8 @@ class LayerwiseDropAndGrow(SparseTrainingStrategy):
         k grown entries; ``grad`` is its dense gradient (None without one)."""
         raise NotImplementedError
 
-    def update(
-        self,
-        step: int,
-        total_steps: int,
-        weights: Mapping[str, torch.Tensor],
-        masks: Mapping[str, torch.Tensor],
-        grads: Optional[Mapping[str, torch.Tensor]] = None,
-    ) -> Dict[str, torch.Tensor]:
+    def update(self, step: int, total_steps: int, weights: TensorMap, masks: TensorMap,
+               grads: Optional[TensorMap] = None) -> Masks:
         fraction = self.drop_fraction_at(step, total_steps)
         new = {}
         for name, mask in masks.items():

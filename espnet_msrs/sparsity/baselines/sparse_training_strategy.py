@@ -29,6 +29,11 @@ import torch
 
 from espnet_msrs.sparsity.baselines.erk import erk_active_counts, random_masks
 
+#: Name of a masked weight -> its tensor (weights, masks or gradients).
+TensorMap = Mapping[str, torch.Tensor]
+#: Name of a masked weight -> its new boolean mask.
+Masks = Dict[str, torch.Tensor]
+
 
 class SparseTrainingStrategy:
     """Base class: ERK-initialised masks (Evci et al. 2020), no updates.
@@ -56,7 +61,7 @@ class SparseTrainingStrategy:
 
     # ----------------------------------------------------------------- start
     def initial_masks(
-        self, weights: Mapping[str, torch.Tensor]
+        self, weights: TensorMap
     ) -> Dict[str, torch.Tensor]:
         """ERK masks at the target sparsity, drawn uniformly per layer.
 
@@ -80,14 +85,8 @@ class SparseTrainingStrategy:
         """Whether the gradients of inactive entries are needed at ``step``."""
         return False
 
-    def update(
-        self,
-        step: int,
-        total_steps: int,
-        weights: Mapping[str, torch.Tensor],
-        masks: Mapping[str, torch.Tensor],
-        grads: Optional[Mapping[str, torch.Tensor]] = None,
-    ) -> Dict[str, torch.Tensor]:
+    def update(self, step: int, total_steps: int, weights: TensorMap, masks: TensorMap,
+               grads: Optional[TensorMap] = None) -> Masks:
         """New masks at ``step`` (called only when :meth:`is_update_step`).
 
         Args:
@@ -103,7 +102,7 @@ class SparseTrainingStrategy:
         return {name: mask.clone() for name, mask in masks.items()}
 
     def final_masks(
-        self, weights: Mapping[str, torch.Tensor], masks: Mapping[str, torch.Tensor]
+        self, weights: TensorMap, masks: TensorMap
     ) -> Dict[str, torch.Tensor]:
         """Masks to fold into the final model (default: the current ones)."""
         return {name: mask.clone() for name, mask in masks.items()}
