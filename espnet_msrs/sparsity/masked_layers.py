@@ -39,7 +39,6 @@ from typing import Any, Dict, Optional, Tuple, Type
 import torch
 import torch.nn.functional as F
 from torch import nn
-from typeguard import typechecked
 
 from espnet_msrs.compat import conv_forward
 
@@ -493,34 +492,6 @@ class MaskedLinear(MaskedWeightMixin, nn.Linear):
     """
 
     dense_class = nn.Linear
-
-    @typechecked
-    def __init__(
-        self,
-        in_features: int,
-        out_features: int,
-        bias: bool = True,
-        device: Any = None,
-        dtype: Optional[torch.dtype] = None,
-        *,
-        mu: float = 1e-3,
-        rho: float = 5e-4,
-        varsigma: float = 1e-8,
-        tau_forward: float = 1e5,
-        tau_backward: float = 1.0,
-    ) -> None:
-        super().__init__(
-            in_features,
-            out_features,
-            bias=bias,
-            device=device,
-            dtype=dtype,
-            mu=mu,
-            rho=rho,
-            varsigma=varsigma,
-            tau_forward=tau_forward,
-            tau_backward=tau_backward,
-        )
 
     def _dense_kwargs(self) -> Dict[str, Any]:
         return module_dense_kwargs(self)
