@@ -135,20 +135,14 @@ def sparsity_report(
         ``{numel, zeros, nonzeros, sparsity}``.
     """
     params = {n: p for n, p in named_params.items() if not _is_mask_logits(n)}
-    if masks is not None:
-        unknown = sorted(set(masks) - set(params))
+    named = (("mask(s)", masks) if masks is not None
+             else ("prunable name(s)", prunable) if prunable is not None else None)
+    if named is not None:
+        what, names = named
+        unknown = sorted(set(names) - set(params))
         if unknown:
-            raise ValueError(
-                f"mask(s) {unknown[:5]} name no parameter of the report"
-            )
-        prunable_names = set(masks)
-    elif prunable is not None:
-        unknown = sorted(set(prunable) - set(params))
-        if unknown:
-            raise ValueError(
-                f"prunable name(s) {unknown[:5]} name no parameter of the report"
-            )
-        prunable_names = set(prunable)
+            raise ValueError(f"{what} {unknown[:5]} name no parameter of the report")
+        prunable_names = set(names)
     else:
         prunable_names = {
             n for n, p in params.items() if n.endswith("weight") and p.dim() >= 2
