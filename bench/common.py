@@ -25,6 +25,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 import torch
 
 from espnet_msrs.utils.atomic import write_json
+from espnet_msrs.utils.machine import cpu_model
 
 logger = logging.getLogger(__name__)
 
@@ -111,18 +112,10 @@ def machine_info(
             recorded as ``load_average_start``.
     """
     device = device or torch.device("cpu")
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     info: Dict[str, Any] = {
         "host": platform.node(),
         "platform": platform.platform(),
-        "cpu": cpu,
+        "cpu": cpu_model(),
         "logical_cpus": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "python": platform.python_version(),

@@ -25,22 +25,17 @@ step replace earlier ones.
 import argparse
 import logging
 import math
-import re
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from espnet_msrs.utils.cli import parse_tool_args, tool_parser
 from espnet_msrs.utils.figures import pyplot, save_figure, write_plot_json
+from espnet_msrs.utils.train_log import interval_series
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_KEY = "grad_norm_enc0_ffn"
 LAYOUTS = ("side_by_side", "overlay")
-_LOG_LINE = re.compile(r"(\d+)epoch:train:(\d+)-(\d+)batch: (.*)$")
-# key=value; ESPnet sometimes drops the ", " between two fields.
-_FIELD = re.compile(
-    r"([A-Za-z_][A-Za-z0-9_]*)=(-?(?:\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|nan|inf))"
-)
 
 
 def read_train_log(path: Path, key: str) -> Tuple[List[int], List[float]]:
@@ -53,23 +48,8 @@ def read_train_log(path: Path, key: str) -> Tuple[List[int], List[float]]:
     Returns:
         (steps, values), ascending steps.
     """
-    points: Dict[Tuple[int, int], float] = {}
-    for line in Path(path).read_text(encoding="utf-8", errors="replace").splitlines():
-        match = _LOG_LINE.search(line)
-        if not match:
-            continue
-        fields = dict(_FIELD.findall(match.group(4)))
-        if key in fields:
-            points[(int(match.group(1)), int(match.group(3)))] = float(fields[key])
-    batches: Dict[int, int] = {}
-    for epoch, end in points:
-        batches[epoch] = max(batches.get(epoch, 0), end)
-    offsets, total = {}, 0
-    for epoch in sorted(batches):
-        offsets[epoch] = total
-        total += batches[epoch]
-    series = sorted((offsets[e] + end, v) for (e, end), v in points.items())
-    return [s for s, _ in series], [v for _, v in series]
+    series = interval_series(path, key)
+    return [step for _, step, _ in series], [v for _, _, v in series]
 
 
 def read_tensorboard(path: Path, key: str) -> Tuple[List[int], List[float]]:

@@ -586,8 +586,6 @@ def run_table(table: str, knobs: Knobs, cells: Sequence[Cell]) -> Dict[str, Any]
 
 # ----------------------------------------------------------------- artifacts
 _EPOCH_RESULT = re.compile(r"(\d+)epoch results: ")
-_INTERVAL = re.compile(r"(\d+)epoch:train:(\d+)-(\d+)batch: (.*)$")
-_FIELD = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=(-?(?:\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|nan|inf))")
 
 
 def log_epochs(log: Path) -> int:
@@ -606,22 +604,9 @@ def log_series(log: Path, key: str = GRAD_KEY) -> List[Tuple[int, int, float]]:
     """
     if not log.is_file():
         return []
-    points: Dict[Tuple[int, int], float] = {}
-    for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
-        match = _INTERVAL.search(line)
-        if not match:
-            continue
-        fields = dict(_FIELD.findall(match.group(4)))
-        if key in fields:
-            points[(int(match.group(1)), int(match.group(3)))] = float(fields[key])
-    per_epoch: Dict[int, int] = {}
-    for epoch, end in points:
-        per_epoch[epoch] = max(per_epoch.get(epoch, 0), end)
-    offset, offsets = 0, {}
-    for epoch in sorted(per_epoch):
-        offsets[epoch] = offset
-        offset += per_epoch[epoch]
-    return sorted((e, offsets[e] + end, v) for (e, end), v in points.items())
+    from espnet_msrs.utils.train_log import interval_series
+
+    return interval_series(log, key)
 
 
 def grad_summary(series: Sequence[Tuple[int, int, float]]) -> Dict[str, Optional[float]]:
@@ -1503,15 +1488,9 @@ def _encdec_params(recipe_dir: Path, r: Mapping[str, Any]) -> Optional[int]:
 
 # ------------------------------------------------------------------ reports
 def _machine() -> Dict[str, Any]:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cpus": os.cpu_count(), "host": platform.node(),
+    from espnet_msrs.utils.machine import cpu_model
+
+    return {"cpu": cpu_model(), "cpus": os.cpu_count(), "host": platform.node(),
             "python": platform.python_version()}
 
 
