@@ -303,14 +303,13 @@ def build_model(spec: Dict[str, Any], conf: BenchConfig, full_depth: bool = Fals
     enc_blocks = conf.full_encoder_blocks if full_depth else conf.encoder_blocks
     dec_blocks = conf.full_decoder_blocks if full_depth else conf.decoder_blocks
     torch.manual_seed(conf.seed)
+    # Sizes and dropout shared by the encoder and the decoder (paper values).
+    shared = dict(attention_heads=conf.attention_heads, linear_units=conf.linear_units,
+                  dropout_rate=0.1, positional_dropout_rate=0.1)
     encoder = MSRSConformerEncoder(
         conf.input_size,
         output_size=conf.output_size,
-        attention_heads=conf.attention_heads,
-        linear_units=conf.linear_units,
         num_blocks=enc_blocks,
-        dropout_rate=0.1,
-        positional_dropout_rate=0.1,
         attention_dropout_rate=0.1,
         input_layer="linear",
         normalize_before=True,
@@ -321,18 +320,16 @@ def build_model(spec: Dict[str, Any], conf: BenchConfig, full_depth: bool = Fals
         activation_type="swish",
         use_cnn_module=True,
         cnn_module_kernel=31,
+        **shared,
         **KINDS[spec["kind"]].model_options(spec, conf.full_encoder_blocks, enc_blocks),
     )
     decoder = MSRSTransformerDecoder(
         conf.vocab_size,
         conf.output_size,
-        attention_heads=conf.attention_heads,
-        linear_units=conf.linear_units,
         num_blocks=dec_blocks,
-        dropout_rate=0.1,
-        positional_dropout_rate=0.1,
         self_attention_dropout_rate=0.1,
         src_attention_dropout_rate=0.1,
+        **shared,
         **KINDS[spec["kind"]].model_options(spec, conf.full_decoder_blocks, dec_blocks),
     )
     ctc = CTC(conf.vocab_size, conf.output_size)
